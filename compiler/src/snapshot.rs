@@ -1,0 +1,141 @@
+//! Pre-initialization: Wizer runs the guest's `wizer.initialize` with the user's module on stdin.
+//!
+//! Contract with the user: **the module's top level runs here, at build time**, once; its effects
+//! (imports, constants, loaded data) are frozen into the snapshot, and tasks run later in fresh
+//! instances of it. Clocks and randomness seen during init are fixed, so snapshots are reproducible.
+
+use crate::{Error, TaskSource};
+use capsule_packager::engine;
+use std::path::Path;
+use std::time::Duration;
+use wasmtime::{Engine, Linker, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+/// The user's top level gets this long at build time.
+const INIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// And this much memory.
+const INIT_MEMORY_BYTES: usize = 2 << 30;
+/// Cap on what init may print (the task table plus the user's prints).
+const INIT_OUTPUT_BYTES: usize = 16 << 20;
+
+/// The result of pre-initialization.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The pre-initialized core module.
+    pub wasm: Vec<u8>,
+    /// The task table the guest printed (JSON).
+    pub task_table: Vec<u8>,
+    /// What the user's top level printed.
+    pub stderr: String,
+}
+
+/// Runs Wizer on guest images.
+#[derive(Debug)]
+pub struct Snapshotter {
+    engine_cache: std::path::PathBuf,
+    wall_clock: Duration,
+}
+
+struct InitState {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
+}
+
+/// A clock frozen at one instant: init must not capture the build's real time.
+struct FixedClock(Duration);
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+impl HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        self.0.as_nanos() as u64
+    }
+}
+
+impl Snapshotter {
+    /// A snapshotter keeping its incremental compilation cache under `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Self {
+        Snapshotter { engine_cache: cache_dir.join("incremental"), wall_clock: Duration::ZERO }
+    }
+
+    /// The wall-clock time (seconds since the epoch) the guest sees during init.
+    pub fn wall_clock_seconds(mut self, seconds: u64) -> Self {
+        self.wall_clock = Duration::from_secs(seconds);
+        self
+    }
+
+    /// Pre-initializes `guest_wasm` with `source`; `stdlib` is preopened for the Python guest.
+    pub fn run(&self, guest_wasm: &[u8], source: &TaskSource, stdlib: Option<&Path>) -> Result<Snapshot, Error> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        // The instrumented guest is the same for every task: its functions come from the cache.
+        crate::precompile::enable_incremental_cache(&mut config, &self.engine_cache)?;
+        let engine = Engine::new(&config).map_err(|e| Error::toolchain("creating the Wizer engine", e))?;
+
+        let stdout = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
+        let stderr = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdin(MemoryInputPipe::new(source.bytes.clone()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .env("CAPSULE_TASK_FILE", source.file_name())
+            .wall_clock(FixedClock(self.wall_clock))
+            .monotonic_clock(FixedClock(Duration::ZERO))
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a; 32]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
+            .insecure_random_seed(0)
+            .allow_blocking_current_thread(true);
+        if let Some(dir) = stdlib {
+            wasi.preopened_dir(dir, crate::guest::PYTHON_STDLIB_MOUNT, FsPerms::ReadOnly)
+                .map_err(|e| Error::toolchain("preopening the stdlib", e))?;
+        }
+        let state = InitState {
+            wasi: wasi.build_p1(),
+            limits: StoreLimitsBuilder::new().memory_size(INIT_MEMORY_BYTES).build(),
+        };
+        let mut store = Store::new(&engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        let ticker = engine.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(INIT_TIMEOUT);
+            ticker.increment_epoch();
+        });
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut InitState| &mut s.wasi)
+            .map_err(|e| Error::toolchain("linking WASI for Wizer", e))?;
+        let mut wizer = wasmtime_wizer::Wizer::new();
+        wizer.init_func("wizer.initialize");
+        let result = wasmtime_wasi::runtime::in_tokio(wizer.run(&mut store, guest_wasm, async |store, module| {
+            linker.instantiate_async(store, module).await
+        }));
+        let printed = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        match result {
+            Ok(wasm) => Ok(Snapshot { wasm, task_table: stdout.contents().to_vec(), stderr: printed }),
+            Err(error) => {
+                let trap = error.downcast_ref::<wasmtime::Trap>().copied();
+                let output = match trap {
+                    Some(wasmtime::Trap::Interrupt) => {
+                        format!("{printed}\nits top level ran for more than {}s", INIT_TIMEOUT.as_secs())
+                    }
+                    Some(_) if !printed.trim().is_empty() => printed,
+                    _ => format!("{printed}\n{error:#}"),
+                };
+                Err(Error::ModuleFailed { file: source.file_name(), output: output.trim().to_string() })
+            }
+        }
+    }
+}

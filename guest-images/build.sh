@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Builds Capsule's guest images from source into a content-addressed cache, installing what a fresh
+# Debian 12 machine lacks (apt packages, the wasm32-wasip1 Rust target, the CPython source).
+#
+#   guest-images/build.sh            build (or reuse) both guests
+#   guest-images/build.sh python     just one of: python quickjs
+#
+# Outputs: $CAPSULE_CACHE_DIR/guest-images/<name>-<key>/ (default cache dir: ~/.cache/capsule), where
+# <key> hashes every input of the recipe (these scripts, guest sources, the lock file, toolchain
+# versions). `<name>.current` points at the newest build; the compiler's build.rs embeds it.
+# Inputs fetched from upstream are checked against guest-images.lock: drift is an error.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${CAPSULE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/capsule}
+OUT=$CACHE/guest-images
+LOCK=$HERE/guest-images.lock
+mkdir -p "$OUT" "$CACHE/sources"
+
+log() { printf '[guest-images] %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+lock_value() { awk -v k="$1" '$1 == k { print $2 }' "$LOCK"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_PACKAGES=(clang-16 lld-16 llvm-16 clang-19 lld-19 llvm-19 wasi-libc libclang-rt-19-dev-wasm32 zstd curl)
+
+ensure_toolchain() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing apt packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    log "adding the wasm32-wasip1 Rust target"
+    rustup target add wasm32-wasip1 >/dev/null
+  fi
+  BUILD_PYTHON=$(command -v python3.11 || true)
+  [ -n "$BUILD_PYTHON" ] || die "python3.11 is needed on the build machine (to build and byte-compile CPython 3.11)"
+}
+
+# A line per toolchain component, hashed into every key so a compiler upgrade rebuilds.
+toolchain_fingerprint() {
+  clang-16 --version | head -1
+  clang-19 --version | head -1
+  dpkg-query -W -f='${Version}\n' wasi-libc
+  rustc --version
+  "$BUILD_PYTHON" --version
+  zstd --version
+}
+
+hash_inputs() { # hash_inputs FILE... -> sha256 over names and contents, plus the toolchain
+  { for f in "$@"; do printf '%s\n' "${f#"$HERE"/}"; cat "$f"; done; toolchain_fingerprint; } | sha256sum | cut -c1-16
+}
+
+# Downloads (once) and verifies an upstream input against the lock file.
+fetch_locked() { # fetch_locked LOCK_KEY URL FILE
+  local want path=$CACHE/sources/$3
+  want=$(lock_value "$1")
+  [ -n "$want" ] || die "guest-images.lock has no entry '$1'"
+  if [ ! -f "$path" ]; then
+    log "downloading $2"
+    curl -sSfL --retry 3 -o "$path.part" "$2" || die "could not download $2"
+    mv "$path.part" "$path"
+  fi
+  local got
+  got=$(sha256sum "$path" | cut -d' ' -f1)
+  [ "$got" = "$want" ] || die "$3 has sha256 $got but guest-images.lock pins $want: an upstream input changed; refusing to build"
+  printf '%s\n' "$path"
+}
+
+deterministic_tar_zst() { # deterministic_tar_zst DIR OUTPUT
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode='u+rw,go+r,go-w' \
+      --format=gnu -C "$1" -cf - . | zstd -q -19 -T1 -o "$2" -f
+}
+
+write_info() { # write_info DIR NAME KEY
+  local dir=$1
+  {
+    printf '{\n  "name": "%s",\n  "key": "%s",\n' "$2" "$3"
+    printf '  "guest_sha256": "%s",\n' "$(sha256sum "$dir/guest.wasm" | cut -d' ' -f1)"
+    if [ -f "$dir/stdlib.tar.zst" ]; then
+      printf '  "stdlib_sha256": "%s",\n' "$(sha256sum "$dir/stdlib.tar.zst" | cut -d' ' -f1)"
+    fi
+    printf '  "toolchain": [%s]\n}\n' "$(toolchain_fingerprint | sed 's/"/\\"/g; s/.*/"&"/' | paste -sd, -)"
+  } > "$dir/info.json"
+}
+
+# ---- python -----------------------------------------------------------------------------------
+
+build_libpython() { # -> sets CPY to the configured build tree of CPython with libpython3.11.a
+  local tarball key
+  tarball=$(fetch_locked python3.11_3.11.2.orig.tar.gz \
+    http://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz \
+    python3.11_3.11.2.orig.tar.gz)
+  key=$( { lock_value python3.11_3.11.2.orig.tar.gz; sed -n '/^build_libpython()/,/^}/p' "$HERE/build.sh"; toolchain_fingerprint; } | sha256sum | cut -c1-16)
+  CPY=$CACHE/cpython/3.11.2-$key
+  if [ -f "$CPY/.complete" ]; then return; fi
+  log "building CPython 3.11.2 for wasm32-wasi (about 2 minutes on 2 cores)"
+  rm -rf "$CPY" && mkdir -p "$CPY"
+  # A sysroot of symlinks: --sysroot=/usr would let clang see glibc's headers.
+  mkdir -p "$CPY/sysroot/include" "$CPY/sysroot/lib"
+  ln -s /usr/include/wasm32-wasi "$CPY/sysroot/include/wasm32-wasi"
+  ln -s /usr/lib/wasm32-wasi "$CPY/sysroot/lib/wasm32-wasi"
+  tar xzf "$tarball" -C "$CPY"
+  local src=$CPY/Python-3.11.2 sysroot=$CPY/sysroot
+  mkdir -p "$src/builddir/wasi"
+  (
+    cd "$src/builddir/wasi"
+    CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi ../../configure -C -q \
+      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu --with-build-python="$BUILD_PYTHON" \
+      CC="clang-19 --target=wasm32-wasi --sysroot=$sysroot" CPP="clang-19 --target=wasm32-wasi --sysroot=$sysroot -E" \
+      AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+      >"$CPY/configure.log" 2>&1 || { tail -30 "$CPY/configure.log"; die "CPython configure failed (log: $CPY/configure.log)"; }
+    # wasi-libc's clockid_t is a pointer, which clang 19 rejects as an int conversion in timemodule.c.
+    make -j"$(nproc)" EXTRA_CFLAGS="-Wno-int-conversion" libpython3.11.a Modules/_decimal/libmpdec/libmpdec.a \
+      Modules/expat/libexpat.a pybuilddir.txt >"$CPY/make.log" 2>&1 \
+      || { tail -30 "$CPY/make.log"; die "CPython make failed (log: $CPY/make.log)"; }
+  )
+  touch "$CPY/.complete"
+}
+
+# Debian's headers, but Rust's newer wasi-libc (it has __wasilibc_reset_preopens) and crt files.
+guest_sysroot() { # guest_sysroot DIR
+  local dir=$1 rust_libc
+  rust_libc=$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1/lib/self-contained
+  mkdir -p "$dir/include" "$dir/lib/wasm32-wasi"
+  ln -sfn /usr/include/wasm32-wasi "$dir/include/wasm32-wasi"
+  for f in /usr/lib/wasm32-wasi/*; do ln -sf "$f" "$dir/lib/wasm32-wasi/"; done
+  for f in libc.a crt1-command.o crt1-reactor.o; do ln -sf "$rust_libc/$f" "$dir/lib/wasm32-wasi/$f"; done
+}
+
+build_python() {
+  local key dest
+  key=$(hash_inputs "$HERE/build.sh" "$LOCK" "$HERE/python/guest.c" "$HERE/python/wasi-compat.c" \
+        "$HERE"/python/capsule/*.py)
+  dest=$OUT/python-$key
+  if [ -f "$dest/info.json" ]; then
+    log "python: cache hit ($dest)"
+    ln -sfn "python-$key" "$OUT/python.current"
+    return
+  fi
+  build_libpython
+  local work src=$CPY/Python-3.11.2 b=$CPY/Python-3.11.2/builddir/wasi
+  work=$(mktemp -d)
+  guest_sysroot "$work/sysroot"
+  log "python: linking the guest"
+  clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -O2 -I"$src/Include" -I"$b" \
+    -c "$HERE/python/guest.c" -o "$work/guest.o"
+  clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -O2 -c "$HERE/python/wasi-compat.c" -o "$work/wasi-compat.o"
+  clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -fuse-ld=lld \
+    "$work/guest.o" "$work/wasi-compat.o" "$b/libpython3.11.a" "$b/Modules/_decimal/libmpdec/libmpdec.a" "$b/Modules/expat/libexpat.a" \
+    -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm \
+    -Wl,-z,stack-size=8388608 -Wl,--strip-debug -o "$work/guest.wasm"
+
+  log "python: assembling the stdlib layer"
+  local lib=$work/stdlib
+  mkdir -p "$lib"
+  (cd "$src/Lib" && tar cf - --exclude='test' --exclude='tests' --exclude='idle_test' --exclude='__pycache__' \
+     --exclude='idlelib' --exclude='tkinter' --exclude='turtledemo' --exclude='ensurepip' --exclude='lib2to3' \
+     --exclude='pydoc_data' --exclude='venv' --exclude='turtle.py' --exclude='distutils' .) | tar xf - -C "$lib"
+  cp "$b/$(cat "$b/pybuilddir.txt")"/_sysconfigdata_*.py "$lib/"
+  cp -r "$HERE/python/capsule" "$lib/capsule"
+  rm -rf "$lib/capsule/__pycache__"
+  # unchecked-hash pycs do not embed mtimes, so the layer is reproducible.
+  "$BUILD_PYTHON" -m compileall -q -j0 --invalidation-mode unchecked-hash "$lib" >/dev/null
+  deterministic_tar_zst "$lib" "$work/stdlib.tar.zst"
+
+  mkdir -p "$dest.tmp"
+  mv "$work/guest.wasm" "$work/stdlib.tar.zst" "$dest.tmp/"
+  write_info "$dest.tmp" python "$key"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+  rm -rf "$work"
+  ln -sfn "python-$key" "$OUT/python.current"
+  log "python: built $dest ($(du -h "$dest/guest.wasm" | cut -f1) guest, $(du -h "$dest/stdlib.tar.zst" | cut -f1) stdlib layer)"
+}
+
+# ---- quickjs ----------------------------------------------------------------------------------
+
+build_quickjs() {
+  local crate=$HERE/quickjs key dest
+  key=$(hash_inputs "$HERE/build.sh" "$LOCK" "$crate/Cargo.toml" "$crate/Cargo.lock" "$crate/build-env.sh" \
+        $(find "$crate/src" -type f | sort))
+  dest=$OUT/quickjs-$key
+  if [ -f "$dest/info.json" ]; then
+    log "quickjs: cache hit ($dest)"
+    ln -sfn "quickjs-$key" "$OUT/quickjs.current"
+    return
+  fi
+  local want_rquickjs
+  want_rquickjs=$(lock_value rquickjs)
+  grep -A1 '^name = "rquickjs"$' "$crate/Cargo.lock" | grep -q "version = \"$want_rquickjs\"" \
+    || die "quickjs/Cargo.lock does not pin rquickjs $want_rquickjs as guest-images.lock says"
+  log "quickjs: building the rquickjs guest"
+  (
+    # shellcheck source=quickjs/build-env.sh
+    source "$crate/build-env.sh"
+    cd "$crate"
+    CARGO_TARGET_DIR=$CACHE/quickjs-target cargo build --quiet --locked --release --target wasm32-wasip1
+  )
+  mkdir -p "$dest.tmp"
+  cp "$CACHE/quickjs-target/wasm32-wasip1/release/capsule_guest_quickjs.wasm" "$dest.tmp/guest.wasm"
+  write_info "$dest.tmp" quickjs "$key"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+  ln -sfn "quickjs-$key" "$OUT/quickjs.current"
+  log "quickjs: built $dest ($(du -h "$dest/guest.wasm" | cut -f1))"
+}
+
+main() {
+  local which=${1:-all}
+  case $which in all|python|quickjs) ;; *) die "unknown guest '$which' (expected python, quickjs or nothing)";; esac
+  ensure_toolchain
+  if [ "$which" = all ] || [ "$which" = python ]; then build_python; fi
+  if [ "$which" = all ] || [ "$which" = quickjs ]; then build_quickjs; fi
+  printf '%s\n' "$OUT"
+}
+
+main "$@"

@@ -1,0 +1,244 @@
+/*
+ * Capsule's CPython 3.11 guest: a wasm32-wasip1 reactor that embeds libpython and implements the
+ * guest ABI of guest-images/ABI.md.
+ *
+ *   wizer.initialize  build time: start CPython, import the `capsule` SDK, run the user's module
+ *                     (source on stdin) and print the task table on stdout. Wizer snapshots the result.
+ *   run               run time: canonical-ABI `run(task-name, args-json) -> result<string, task-error>`.
+ *
+ * Everything Python-level lives in the SDK (capsule/_guest.py); this file only moves bytes across
+ * the ABI and resets the wasi-libc caches that the snapshot froze.
+ */
+#include <Python.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* From the wasi-libc that Rust ships (wasi-sdk 30); Debian's 2022 headers do not declare them. */
+extern void __wasilibc_reset_preopens(void);
+extern void __wasilibc_deinitialize_environ(void);
+
+#define STDLIB_DIR L"/usr/local/lib/python3.11"
+
+/* ---- `_capsule_host`: what the SDK needs from C ------------------------------------------ */
+
+extern char **environ;
+
+/* The environment as granted for this run. wasi-libc re-reads it lazily after
+   __wasilibc_deinitialize_environ(); getenv() triggers that. */
+static PyObject *host_environ(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    (void)getenv("PATH");
+    PyObject *env = PyDict_New();
+    if (!env) return NULL;
+    for (char **entry = environ; entry && *entry; entry++) {
+        const char *eq = strchr(*entry, '=');
+        if (!eq) continue;
+        PyObject *key = PyUnicode_DecodeFSDefaultAndSize(*entry, eq - *entry);
+        PyObject *value = PyUnicode_DecodeFSDefault(eq + 1);
+        if (!key || !value || PyDict_SetItem(env, key, value) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            Py_DECREF(env);
+            return NULL;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    return env;
+}
+
+static PyMethodDef host_methods[] = {
+    {"environ", host_environ, METH_NOARGS, "The environment granted to this run."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef host_module = {PyModuleDef_HEAD_INIT, "_capsule_host", NULL, -1, host_methods};
+
+static PyObject *init_host_module(void) { return PyModule_Create(&host_module); }
+
+/* The SDK's entry points, looked up once at init and kept in the snapshot. */
+static PyObject *sdk_run = NULL;
+
+static void die(const char *what) {
+    fprintf(stderr, "capsule python guest: %s\n", what);
+    if (PyErr_Occurred()) PyErr_Print();
+    fflush(stderr);
+    abort();
+}
+
+static void start_interpreter(void) {
+    if (PyImport_AppendInittab("_capsule_host", init_host_module) < 0) die("cannot register _capsule_host");
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    /* Snapshot hygiene: a seed drawn at init would be shared by every run, and CPython cannot change
+       its str hash secret once strings are interned, so it is fixed here (reproducible builds). */
+    config.use_hash_seed = 1;
+    config.hash_seed = 0;
+    config.write_bytecode = 0;
+    config.site_import = 0;
+    config.install_signal_handlers = 0;
+    config.buffered_stdio = 1;
+    PyStatus st = PyConfig_SetString(&config, &config.home, L"/usr/local");
+    if (PyStatus_Exception(st)) goto fail;
+    st = PyConfig_SetString(&config, &config.program_name, L"python3");
+    if (PyStatus_Exception(st)) goto fail;
+    config.module_search_paths_set = 1;
+    st = PyWideStringList_Append(&config.module_search_paths, STDLIB_DIR);
+    if (PyStatus_Exception(st)) goto fail;
+    st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) Py_ExitStatusException(st);
+    return;
+fail:
+    PyConfig_Clear(&config);
+    Py_ExitStatusException(st);
+}
+
+/* Reads all of stdin (the user's module source). */
+static PyObject *read_stdin(void) {
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap);
+    if (!buf) die("out of memory reading the task source");
+    while ((n = fread(buf + len, 1, cap - len, stdin)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            char *bigger = realloc(buf, cap);
+            if (!bigger) die("out of memory reading the task source");
+            buf = bigger;
+        }
+    }
+    PyObject *source = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "strict");
+    free(buf);
+    if (!source) die("the task source is not valid UTF-8");
+    return source;
+}
+
+__attribute__((export_name("wizer.initialize")))
+void wizer_initialize(void) {
+    start_interpreter();
+    PyObject *guest = PyImport_ImportModule("capsule._guest");
+    if (!guest) die("cannot import the capsule SDK");
+    sdk_run = PyObject_GetAttrString(guest, "run");
+    PyObject *load = PyObject_GetAttrString(guest, "load_user_module");
+    if (!sdk_run || !load) die("the capsule SDK lacks run/load_user_module");
+    const char *file = getenv("CAPSULE_TASK_FILE");
+    PyObject *source = read_stdin();
+    PyObject *ok = PyObject_CallFunction(load, "Os", source, file ? file : "task.py");
+    if (!ok) die("loading the task module failed");
+    if (ok != Py_True) {
+        /* The SDK already printed the user's error to stderr. */
+        fflush(stderr);
+        abort();
+    }
+    Py_DECREF(ok);
+    Py_DECREF(source);
+    Py_DECREF(load);
+    Py_DECREF(guest);
+}
+
+/* ---- canonical ABI ---------------------------------------------------------------------- */
+
+__attribute__((export_name("cabi_realloc")))
+void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size) {
+    (void)old_size;
+    (void)align; /* malloc's 16-byte alignment covers every canonical-ABI alignment */
+    if (new_size == 0) return (void *)align;
+    void *p = realloc(old, new_size);
+    if (!p) abort();
+    return p;
+}
+
+typedef struct {
+    char *ptr;
+    size_t len;
+} abi_string;
+
+/* `result<string, task-error>`: discriminant at 0, payload at 4 (see ABI.md). */
+typedef struct {
+    uint8_t is_err;
+    abi_string strings[3];
+} run_return;
+
+static run_return RET;
+
+static abi_string copy_bytes(const char *data, size_t len) {
+    abi_string s = {malloc(len ? len : 1), len};
+    if (!s.ptr) abort();
+    memcpy(s.ptr, data, len);
+    return s;
+}
+
+static abi_string copy_cstr(const char *text) { return copy_bytes(text, strlen(text)); }
+
+/* Copies a Python str (or "" for anything else) into guest memory owned by the return area. */
+static abi_string copy_pystr(PyObject *obj) {
+    Py_ssize_t len = 0;
+    const char *utf8 = obj && PyUnicode_Check(obj) ? PyUnicode_AsUTF8AndSize(obj, &len) : NULL;
+    if (!utf8) {
+        PyErr_Clear();
+        return copy_cstr("");
+    }
+    return copy_bytes(utf8, (size_t)len);
+}
+
+static void internal_error(const char *message) {
+    PyErr_Clear();
+    RET.is_err = 1;
+    RET.strings[0] = copy_cstr("internal");
+    RET.strings[1] = copy_cstr(message);
+    RET.strings[2] = copy_cstr("");
+}
+
+__attribute__((export_name("run")))
+run_return *run(char *name_ptr, size_t name_len, char *args_ptr, size_t args_len) {
+    /* wasi-libc cached the preopen table and environ during init; exec time grants differ. */
+    __wasilibc_reset_preopens();
+    __wasilibc_deinitialize_environ();
+
+    PyObject *name = PyUnicode_DecodeUTF8(name_ptr, (Py_ssize_t)name_len, "strict");
+    PyObject *args = PyUnicode_DecodeUTF8(args_ptr, (Py_ssize_t)args_len, "strict");
+    free(name_ptr);
+    free(args_ptr);
+    if (!name || !args) {
+        Py_XDECREF(name);
+        Py_XDECREF(args);
+        internal_error("task name or arguments are not valid UTF-8");
+        return &RET;
+    }
+    /* The SDK returns (ok: bool, payload: str) or (False, (error_type, message, traceback)). */
+    PyObject *outcome = PyObject_CallFunctionObjArgs(sdk_run, name, args, NULL);
+    Py_DECREF(name);
+    Py_DECREF(args);
+    if (!outcome || !PyTuple_Check(outcome) || PyTuple_GET_SIZE(outcome) != 2) {
+        Py_XDECREF(outcome);
+        internal_error("the capsule SDK returned an unexpected value");
+        return &RET;
+    }
+    PyObject *payload = PyTuple_GET_ITEM(outcome, 1);
+    if (PyTuple_GET_ITEM(outcome, 0) == Py_True) {
+        RET.is_err = 0;
+        RET.strings[0] = copy_pystr(payload);
+    } else if (PyTuple_Check(payload) && PyTuple_GET_SIZE(payload) == 3) {
+        RET.is_err = 1;
+        for (int i = 0; i < 3; i++) RET.strings[i] = copy_pystr(PyTuple_GET_ITEM(payload, i));
+    } else {
+        Py_DECREF(outcome);
+        internal_error("the capsule SDK returned a malformed error");
+        return &RET;
+    }
+    Py_DECREF(outcome);
+    return &RET;
+}
+
+__attribute__((export_name("cabi_post_run")))
+void cabi_post_run(run_return *ret) {
+    int count = ret->is_err ? 3 : 1;
+    for (int i = 0; i < count; i++) {
+        free(ret->strings[i].ptr);
+        ret->strings[i].ptr = NULL;
+    }
+}

@@ -1,0 +1,205 @@
+// Capsule's in-guest SDK for JavaScript tasks, loaded as the module "capsule" (and its alias
+// "@capsule-run/sdk"). User code:
+//
+//   import { task } from "capsule";
+//   export const main = task({ name: "main", compute: "LOW", ram: "64MB", timeout: "5s" },
+//                            (n) => { let s = 0; for (let i = 0; i < n; i++) s += i * i; return s; });
+//
+// The module's top level runs once, at build time, inside the snapshot; tasks run later, each in a
+// fresh instance of it. The host-facing half (`finalize`, `run`) is called by the Rust guest only.
+
+const host = globalThis.__capsule_host;
+delete globalThis.__capsule_host;
+
+const TASK = Symbol("capsule.task");
+
+// camelCase option -> the snake_case key of the task table (the compiler validates the values).
+const OPTIONS = {
+  compute: "compute",
+  ram: "ram",
+  timeout: "timeout",
+  maxRetries: "max_retries",
+  allowedFiles: "allowed_files",
+  allowedHosts: "allowed_hosts",
+  envVariables: "env_variables",
+};
+
+const registry = [];
+const tasksByName = new Map();
+let phase = "init";
+
+// ---- console and process ----------------------------------------------------------------------
+
+function show(value) {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.stack ? `${value.name}: ${value.message}\n${value.stack}` : String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json === undefined ? String(value) : json;
+  } catch {
+    return String(value);
+  }
+}
+
+// At build time the task table owns stdout, so everything the top level prints goes to stderr.
+const writer = (fd) => (...values) => host.write(phase === "init" ? 2 : fd, values.map(show).join(" ") + "\n");
+globalThis.console = {
+  log: writer(1),
+  info: writer(1),
+  debug: writer(1),
+  warn: writer(2),
+  error: writer(2),
+};
+globalThis.process = { env: {} };
+
+// Math.random: the interpreter's own state was seeded once, at init, and would repeat in every
+// run of the snapshot; this xorshift128 generator is reseeded from WASI randomness at every run.
+const randomState = new Uint32Array(4);
+function reseed() {
+  const seed = host.randomWords();
+  for (let i = 0; i < 4; i++) randomState[i] = seed[i] >>> 0;
+  if ((randomState[0] | randomState[1] | randomState[2] | randomState[3]) === 0) randomState[0] = 1;
+}
+function nextWord() {
+  let t = randomState[3];
+  const s = randomState[0];
+  randomState[3] = randomState[2];
+  randomState[2] = randomState[1];
+  randomState[1] = s;
+  t ^= t << 11;
+  t ^= t >>> 8;
+  randomState[0] = t ^ s ^ (s >>> 19);
+  return randomState[0];
+}
+// 53 random bits, as V8 does: 27 from one word and 26 from the next.
+Math.random = function random() {
+  return ((nextWord() >>> 5) * 67108864 + (nextWord() >>> 6)) / 9007199254740992;
+};
+
+// ---- files (directories granted at exec time) --------------------------------------------------
+
+/** Reads a UTF-8 file from a directory the task was granted. */
+export function readTextFile(path) {
+  return host.readTextFile(String(path));
+}
+
+/** Writes (creates or replaces) a UTF-8 file in a directory the task was granted read-write. */
+export function writeTextFile(path, text) {
+  host.writeTextFile(String(path), String(text));
+}
+
+/** Names of the entries of a granted directory, sorted. */
+export function readDir(path) {
+  return host.readDir(String(path));
+}
+
+// ---- tasks --------------------------------------------------------------------------------------
+
+/**
+ * Registers `fn` as a Capsule task and returns a function that calls it.
+ * Options: name, compute ("LOW" | "MEDIUM" | "HIGH" | fuel count), ram ("64MB"), timeout ("30s"),
+ * maxRetries, allowedFiles, allowedHosts, envVariables.
+ */
+export function task(options, fn) {
+  if (typeof options === "function" && fn === undefined) {
+    fn = options;
+    options = {};
+  }
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError("task(options, fn): options must be an object");
+  }
+  if (typeof fn !== "function") throw new TypeError("task(options, fn): fn must be a function");
+  const unknown = Object.keys(options).filter((key) => key !== "name" && !(key in OPTIONS));
+  if (unknown.length) {
+    throw new TypeError(
+      `task() got unknown option(s) ${unknown.join(", ")}; accepted: name, ${Object.keys(OPTIONS).join(", ")}`,
+    );
+  }
+  if (options.name !== undefined && typeof options.name !== "string") {
+    throw new TypeError("task({ name }) must be a string");
+  }
+  const config = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== "name") config[OPTIONS[key]] = value === undefined ? null : value;
+  }
+  const entry = { fn, name: options.name, exportName: null, config };
+  const wrapper = function (...args) {
+    return fn.apply(this, args);
+  };
+  Object.defineProperty(wrapper, TASK, { value: entry });
+  Object.defineProperty(wrapper, "name", { value: options.name ?? fn.name });
+  registry.push(entry);
+  return wrapper;
+}
+
+/** Build time: binds tasks to their exports and returns the task table (JSON). */
+export function finalize(namespace) {
+  for (const [key, value] of Object.entries(namespace)) {
+    const entry = value && value[TASK];
+    if (entry && entry.exportName === null) entry.exportName = key;
+  }
+  const tasks = [];
+  for (const entry of registry) {
+    const name = entry.name ?? entry.exportName;
+    if (name === null || name === undefined) {
+      throw new Error("a task is neither named nor exported: give it { name } or export it");
+    }
+    if (tasksByName.has(name)) throw new Error(`two tasks are named "${name}"; task names must be unique`);
+    tasksByName.set(name, entry);
+    tasks.push({ name, export: entry.exportName, config: entry.config });
+  }
+  return JSON.stringify({ language: "javascript", tasks });
+}
+
+function failure(errorType, message, traceback = "") {
+  return { error_type: errorType, message, traceback };
+}
+
+function describe(error) {
+  if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
+  return `uncaught ${show(error)}`;
+}
+
+/**
+ * Run time: runs one task. `argsJson` is `{"args": [...], "kwargs": {...}}`; kwargs, when given, are
+ * passed as one trailing object argument. Never throws: returns `{ok: json}` or a failure.
+ */
+export async function run(name, argsJson) {
+  phase = "run";
+  reseed();
+  process.env = host.environ();
+  let args;
+  let kwargs;
+  try {
+    const request = JSON.parse(argsJson);
+    args = request.args ?? [];
+    kwargs = request.kwargs ?? {};
+    if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+      throw new TypeError("`args` must be an array and `kwargs` an object");
+    }
+  } catch (error) {
+    return failure("invalid_args", `arguments are not valid: ${describe(error)}`);
+  }
+  const entry = tasksByName.get(name);
+  if (entry === undefined) {
+    return failure("internal", `no task named \`${name}\` (tasks: ${[...tasksByName.keys()].join(", ") || "none"})`);
+  }
+  const callArgs = Object.keys(kwargs).length ? [...args, kwargs] : args;
+  let result;
+  try {
+    result = await entry.fn(...callArgs);
+  } catch (error) {
+    const stack = error instanceof Error && error.stack ? `${describe(error)}\n${error.stack}` : describe(error);
+    return failure("task_error", describe(error), stack);
+  }
+  let json;
+  try {
+    json = result === undefined ? "null" : JSON.stringify(result);
+  } catch (error) {
+    return failure("task_error", `task \`${name}\` returned a value that is not JSON-serializable: ${describe(error)}`);
+  }
+  if (json === undefined) {
+    return failure("task_error", `task \`${name}\` returned a value that is not JSON-serializable: ${typeof result}`);
+  }
+  return { ok: json };
+}

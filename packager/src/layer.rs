@@ -1,0 +1,87 @@
+//! Unpacking a verified filesystem layer into a runner-owned, content-addressed store.
+//!
+//! A layer (e.g. the Python stdlib) is unpacked once per digest into `<store>/layers/<hex>/`, made
+//! read-only, and reused by every bundle that names the same digest. The directory is only renamed
+//! into place once complete, so a crashed unpack is never mistaken for a good one.
+
+use crate::{Digest, Error};
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+/// Cap on a layer's unpacked size.
+const MAX_LAYER_BYTES: u64 = 1 << 30;
+
+/// Returns the directory holding layer `digest`, unpacking `blob` (already verified to hash to
+/// `digest`) if it is not in the store yet.
+pub fn materialize(store: &Path, digest: &Digest, blob: &[u8]) -> Result<PathBuf, Error> {
+    let dir = store.join("layers").join(digest.hex());
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let parent = store.join("layers");
+    fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
+    let staging = parent.join(format!(".{}.{}", digest.hex(), std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    unpack(blob, &staging)?;
+    match fs::rename(&staging, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process finished first: its copy is equally good.
+        Err(_) if dir.is_dir() => {
+            let _ = fs::remove_dir_all(&staging);
+            Ok(dir)
+        }
+        Err(e) => Err(Error::io("rename", &staging, e)),
+    }
+}
+
+/// Path of layer `digest` in `store`, if it has been materialized.
+pub fn lookup(store: &Path, digest: &Digest) -> Option<PathBuf> {
+    let dir = store.join("layers").join(digest.hex());
+    dir.is_dir().then_some(dir)
+}
+
+fn unpack(blob: &[u8], into: &Path) -> Result<(), Error> {
+    let bad = |m: String| Error::Malformed(format!("layer: {m}"));
+    let decoder = zstd::stream::Decoder::new(blob).map_err(|e| bad(e.to_string()))?;
+    let mut archive = tar::Archive::new(decoder);
+    fs::create_dir_all(into).map_err(|e| Error::io("create", into, e))?;
+    let mut total = 0u64;
+    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let mut relative = PathBuf::new();
+        for part in raw.components() {
+            match part {
+                Component::Normal(p) => relative.push(p),
+                Component::CurDir => {}
+                _ => return Err(bad(format!("entry `{}` escapes the layer", raw.display()))),
+            }
+        }
+        let target = into.join(&relative);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?,
+            tar::EntryType::Regular => {
+                total += entry.header().size().map_err(|e| bad(e.to_string()))?;
+                if total > MAX_LAYER_BYTES {
+                    return Err(bad(format!("unpacks to more than {MAX_LAYER_BYTES} bytes")));
+                }
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+                }
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).map_err(|e| bad(e.to_string()))?;
+                fs::write(&target, &data).map_err(|e| Error::io("write", &target, e))?;
+                set_read_only(&target)?;
+            }
+            other => return Err(bad(format!("entry `{}` has unsupported type {other:?}", raw.display()))),
+        }
+    }
+    Ok(())
+}
+
+fn set_read_only(path: &Path) -> Result<(), Error> {
+    let mut perms = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(path, perms).map_err(|e| Error::io("chmod", path, e))
+}
