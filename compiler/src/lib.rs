@@ -127,7 +127,7 @@ impl Compiler {
             .wall_clock_seconds(self.mtime)
             .run(image.wasm, source, stdlib.as_ref().map(|(_, dir)| dir.as_path()))?;
         let table = tasks::TaskTable::parse(&snapshot.task_table, &source.file_name())?;
-        let (task_entries, entry) = table.validate(&self.defaults)?;
+        let (task_entries, entry) = table.validate(&source.file_name(), &self.defaults)?;
         let component = componentize::componentize(&snapshot.wasm)?;
 
         let mut blobs = BTreeMap::new();

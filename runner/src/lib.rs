@@ -1,1 +1,31 @@
-//! stub
+//! The Capsule runner: runs one task of a verified bundle under the limits the bundle declares.
+//!
+//! [`Runner::open`] reads a bundle with the packager's hardened reader (every blob's sha256 is
+//! checked against the manifest before anything else looks at it), picks the `.cwasm` whose engine
+//! fingerprint matches this runner's engine, and only then deserializes it. [`LoadedBundle::call`]
+//! runs a task in a fresh instance per attempt: fuel for `compute`, a resource limiter for `ram`,
+//! epoch interruption for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
+//! context that grants nothing by default: no files but read-only guest layers, only the declared
+//! environment variables, no network, stdin closed and stdout/stderr captured (bounded) apart from
+//! the result. The outcome is an [`Envelope`].
+//!
+//! ```no_run
+//! use capsule_runner::{CallOptions, Runner};
+//! let runner = Runner::new("/tmp/capsule-store".into())?;
+//! let bundle = runner.open("hello.capsule".as_ref())?;
+//! let envelope = bundle.call(&CallOptions::entry(r#"{"args": ["world"]}"#))?;
+//! println!("{}", serde_json::to_string(&envelope).unwrap());
+//! # Ok::<(), capsule_runner::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod instance;
+mod limits;
+mod outcome;
+mod output;
+mod runner;
+
+pub use error::Error;
+pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
+pub use runner::{CallOptions, LoadedBundle, Runner};

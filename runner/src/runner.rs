@@ -1,0 +1,156 @@
+//! Opening bundles and running their tasks.
+
+use crate::error::Error;
+use crate::instance::{self, AttemptState, Environment};
+use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
+use capsule_packager::archive::{BundleReader, ReadLimits};
+use capsule_packager::engine::{self, Target};
+use capsule_packager::{Manifest, Policy, layer};
+use serde_json::value::RawValue;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// Runs bundles; one engine, shared by every bundle it opens.
+pub struct Runner {
+    engine: Engine,
+    store_dir: PathBuf,
+}
+
+/// A verified bundle whose code is loaded and ready to instantiate.
+pub struct LoadedBundle {
+    engine: Engine,
+    manifest: Manifest,
+    component: Component,
+    linker: Linker<AttemptState>,
+    layers: Vec<(PathBuf, String)>,
+}
+
+/// What to run and with what.
+#[derive(Clone, Debug)]
+pub struct CallOptions {
+    /// Task name; `None` runs the bundle's entry task.
+    pub task: Option<String>,
+    /// `{"args": [...], "kwargs": {...}}`.
+    pub args_json: String,
+}
+
+impl CallOptions {
+    /// Runs the entry task with these arguments.
+    pub fn entry(args_json: &str) -> Self {
+        CallOptions { task: None, args_json: args_json.to_string() }
+    }
+}
+
+impl Runner {
+    /// A runner keeping unpacked layers under `store_dir` (a directory only Capsule writes).
+    pub fn new(store_dir: PathBuf) -> Result<Self, Error> {
+        let engine = Engine::new(&engine::config()).map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
+        Ok(Runner { engine, store_dir })
+    }
+
+    /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
+    /// every blob's sha256 → engine compatibility → only then native code is deserialized.
+    pub fn open(&self, path: &Path) -> Result<LoadedBundle, Error> {
+        let bundle = BundleReader::new(ReadLimits::default()).read_file(path)?;
+        let manifest = bundle.manifest.clone();
+        let host = Target::host().ok_or_else(|| {
+            Error::Incompatible(format!("this host's architecture `{}` has no Capsule target", std::env::consts::ARCH))
+        })?;
+        let fingerprint = engine::fingerprint(&host);
+        let entry = manifest
+            .targets
+            .iter()
+            .find(|t| t.triple == host.triple && t.engine_fingerprint == fingerprint && t.wasmtime == engine::WASMTIME_VERSION)
+            .ok_or_else(|| {
+                let present: Vec<_> = manifest.targets.iter().map(|t| format!("{} (wasmtime {})", t.triple, t.wasmtime)).collect();
+                Error::Incompatible(format!(
+                    "no precompiled code for {} with wasmtime {} and this engine's settings; the bundle has: {}",
+                    host.triple,
+                    engine::WASMTIME_VERSION,
+                    if present.is_empty() { "none".to_string() } else { present.join(", ") }
+                ))
+            })?;
+        let cwasm = bundle
+            .blob(&entry.cwasm)
+            .ok_or_else(|| Error::Incompatible(format!("blob {} is missing", entry.cwasm)))?;
+        // SAFETY: `cwasm` is in memory (it cannot change under us), and its sha256 matched the
+        // manifest when the bundle was read; wasmtime checks version and settings again here.
+        let component = unsafe { Component::deserialize(&self.engine, cwasm) }
+            .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+        let mut layers = Vec::new();
+        for entry in &manifest.layers {
+            let blob = bundle
+                .blob(&entry.digest)
+                .ok_or_else(|| Error::Internal(format!("layer {} is missing", entry.digest)))?;
+            let dir = layer::materialize(&self.store_dir, &entry.digest, blob)?;
+            layers.push((dir, entry.mount.clone()));
+        }
+        let linker = instance::linker(&self.engine).map_err(Error::Internal)?;
+        Ok(LoadedBundle { engine: self.engine.clone(), manifest, component, linker, layers })
+    }
+}
+
+impl LoadedBundle {
+    /// The bundle's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.
+    pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
+        let task_name = options.task.clone().unwrap_or_else(|| self.manifest.entry.clone());
+        let task = self.manifest.task(&task_name).ok_or_else(|| {
+            let names: Vec<_> = self.manifest.tasks.iter().map(|t| t.name.as_str()).collect();
+            Error::Usage(format!("the bundle has no task `{task_name}` (tasks: {})", names.join(", ")))
+        })?;
+        Ok(self.call_with_policy(&task_name, &task.policy, &options.args_json))
+    }
+
+    fn call_with_policy(&self, task: &str, policy: &Policy, args_json: &str) -> Envelope {
+        let env: Vec<(String, String)> = policy
+            .env_variables
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+            .collect();
+        let environment = Environment { layers: &self.layers, env: &env };
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let outcome = instance::attempt(&self.engine, &self.linker, &self.component, task, policy, args_json, &environment);
+            let retry = match &outcome.result {
+                Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
+                Ok(_) => false,
+            };
+            if retry {
+                continue;
+            }
+            let execution = Execution {
+                task_name: task.to_string(),
+                duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+                attempts,
+                fuel_consumed: outcome.fuel_consumed,
+                peak_memory_bytes: outcome.peak_memory_bytes,
+                host_requests: Vec::new(),
+            };
+            return envelope(outcome.result, execution, outcome.output);
+        }
+    }
+}
+
+fn envelope(result: Result<String, ErrorInfo>, execution: Execution, output: GuestOutput) -> Envelope {
+    let failed = |error| Envelope { success: false, result: None, error: Some(error), execution: execution.clone(), output: output.clone() };
+    match result {
+        Ok(json) => match RawValue::from_string(json) {
+            Ok(value) => Envelope { success: true, result: Some(value), error: None, execution: execution.clone(), output: output.clone() },
+            Err(e) => failed(ErrorInfo {
+                error_type: ErrorType::Internal,
+                message: format!("the guest returned a result that is not valid JSON: {e}"),
+                traceback: None,
+            }),
+        },
+        Err(error) => failed(error),
+    }
+}

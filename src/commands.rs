@@ -1,0 +1,11 @@
+//! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
+
+mod build;
+mod exec;
+mod inspect;
+mod run;
+
+pub use build::BuildCommand;
+pub use exec::ExecCommand;
+pub use inspect::InspectCommand;
+pub use run::RunCommand;

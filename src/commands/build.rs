@@ -1,0 +1,152 @@
+use crate::args::cache_dir;
+use crate::config::ProjectConfig;
+use crate::report::{EXIT_TASK_FAILED, EXIT_USAGE, Refusal};
+use anyhow::{Context, bail};
+use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, TaskSource};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Build a task file into a bundle: the interpreter is pre-initialized with your module (its top
+/// level runs now, at build time), componentized, and precompiled for this host.
+///
+/// Without `--export` the bundle goes into Capsule's cache (as `capsule run` does) and its path is
+/// printed; with `--export` (or `-o`) it is written beside the task file as `NAME.capsule`.
+#[derive(clap::Parser)]
+#[command(after_help = BUILD_HELP)]
+pub struct BuildCommand {
+    /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
+    file: Option<PathBuf>,
+
+    /// Write the bundle beside the task file, as `NAME.capsule`.
+    #[arg(long)]
+    export: bool,
+
+    /// Write the bundle here (implies `--export`).
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+
+    /// Replace OUT even if it is not a Capsule bundle.
+    #[arg(long)]
+    force: bool,
+}
+
+const BUILD_HELP: &str = "Examples:\n  capsule build task.py --export\n  capsule build task.js -o dist/task.capsule\n\n\
+Compute levels (wasmtime fuel): LOW = 1e9, MEDIUM = 1e10, HIGH = 1e11, or a fuel count.\n\
+Build time: SOURCE_DATE_EPOCH sets the timestamps in the bundle (default 0), so builds are reproducible.\n\n\
+Exit status:\n  0  built\n  1  the build failed (your module raised at build time, toolchain failure)\n  \
+2  usage or configuration error (bad task options, bad capsule.toml)";
+
+impl BuildCommand {
+    pub fn execute(self) -> anyhow::Result<u8> {
+        let file = resolve_task_file(self.file.as_deref())?;
+        let started = Instant::now();
+        let bundle = compile(&file)?;
+        let bytes = bundle.to_bytes().context("cannot write the bundle")?;
+        let out = match (&self.output, self.export) {
+            (Some(out), _) => out.clone(),
+            (None, true) => file.with_extension("capsule"),
+            (None, false) => cached_bundle_path(&file, &std::fs::read(&file)?)?,
+        };
+        write_bundle(&out, &bytes, self.force || (self.output.is_none() && !self.export))?;
+        eprintln!(
+            "built `{}`: entry task `{}`, {} task(s), {:.1} MB, in {:.1} s",
+            out.display(),
+            bundle.manifest.entry,
+            bundle.manifest.tasks.len(),
+            bytes.len() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        println!("{}", out.display());
+        Ok(0)
+    }
+}
+
+/// The task file given, or the `[workflow] entrypoint` of `./capsule.toml`.
+pub fn resolve_task_file(file: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(file) = file {
+        return Ok(file.to_path_buf());
+    }
+    match ProjectConfig::load(Path::new("."))?.workflow.entrypoint {
+        Some(entry) => Ok(entry),
+        None => bail!("no task file given, and ./capsule.toml has no `[workflow] entrypoint`"),
+    }
+}
+
+/// Compiles `file` with the defaults of the `capsule.toml` beside it.
+pub fn compile(file: &Path) -> anyhow::Result<CompiledBundle> {
+    let source = TaskSource::read(file).map_err(compile_error)?;
+    let project_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let defaults = ProjectConfig::load(project_dir)
+        .map_err(|e| anyhow::Error::new(Refusal { message: format!("{e:#}"), code: EXIT_USAGE }))?
+        .tasks
+        .as_options()?;
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`"))?,
+        Err(_) => 0,
+    };
+    let bundle = Compiler::new(cache_dir()?.join("compiler"))
+        .defaults(defaults)
+        .source_date_epoch(epoch)
+        .compile(&source)
+        .map_err(compile_error)?;
+    let printed = bundle.build_output.trim_end();
+    if !printed.is_empty() {
+        eprintln!("{printed}");
+    }
+    Ok(bundle)
+}
+
+fn compile_error(error: CompileError) -> anyhow::Error {
+    let code = match error {
+        CompileError::Unsupported(_) | CompileError::Tasks(_) | CompileError::Policy(_) => EXIT_USAGE,
+        _ => EXIT_TASK_FAILED,
+    };
+    anyhow::Error::new(Refusal { message: format!("build failed: {error}"), code })
+}
+
+/// Where `run` and a plain `build` keep the bundle of `file`: keyed by everything that goes into it.
+pub fn cached_bundle_path(file: &Path, source: &[u8]) -> anyhow::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let guest = capsule_compiler::Guest::for_path(file).map_err(compile_error)?;
+    let image_key = guest.image().map(|i| i.key).unwrap_or_default();
+    let project_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let config = std::fs::read(project_dir.join(crate::config::FILE_NAME)).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    for part in [
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        image_key.as_bytes(),
+        file.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default(),
+        source,
+        &config,
+        std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default().as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    Ok(cache_dir()?.join("bundles").join(format!("{}.capsule", hex::encode(hasher.finalize()))))
+}
+
+/// Writes atomically; refuses to replace a file that is not a Capsule bundle unless `force`.
+fn write_bundle(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    if !force && out.exists() && !looks_like_bundle(out) {
+        return Err(Refusal {
+            message: format!("refusing to overwrite `{}`: it is not a Capsule bundle (use --force to replace it)", out.display()),
+            code: EXIT_USAGE,
+        }
+        .into());
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    let staging = out.with_extension(format!("capsule.tmp{}", std::process::id()));
+    std::fs::write(&staging, bytes).with_context(|| format!("cannot write `{}`", staging.display()))?;
+    std::fs::rename(&staging, out).with_context(|| format!("cannot write `{}`", out.display()))
+}
+
+fn looks_like_bundle(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    path.extension().is_some_and(|e| e == "capsule")
+        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
+        && magic == [0x28, 0xb5, 0x2f, 0xfd]
+}

@@ -1,0 +1,43 @@
+use super::build::{cached_bundle_path, compile, resolve_task_file};
+use super::exec::exec_bundle;
+use crate::args::{OutputArgs, TaskArgs};
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Build a task file (or reuse its cached bundle, keyed by content) and run it, exactly as
+/// `capsule exec` would run the exported bundle.
+#[derive(clap::Parser)]
+#[command(after_help = RUN_HELP)]
+pub struct RunCommand {
+    /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
+    file: Option<PathBuf>,
+
+    #[command(flatten)]
+    task: TaskArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+const RUN_HELP: &str = "Examples:\n  capsule run hello.py -- world\n  capsule run task.js --json -- 3 4\n\n\
+Exit status:\n  0  the task succeeded\n  1  the build or the task failed\n  2  usage or configuration error\n  \
+3  the cached bundle is invalid (nothing was executed)";
+
+impl RunCommand {
+    pub fn execute(self) -> anyhow::Result<u8> {
+        let file = resolve_task_file(self.file.as_deref())?;
+        let source = std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
+        let bundle = cached_bundle_path(&file, &source)?;
+        if !bundle.is_file() {
+            let compiled = compile(&file)?;
+            let bytes = compiled.to_bytes().context("cannot write the bundle")?;
+            if let Some(parent) = bundle.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+            }
+            let staging = bundle.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&staging, &bytes).with_context(|| format!("cannot write `{}`", staging.display()))?;
+            std::fs::rename(&staging, &bundle).with_context(|| format!("cannot write `{}`", bundle.display()))?;
+        }
+        exec_bundle(&bundle, &self.task, &self.output)
+    }
+}
