@@ -35,6 +35,19 @@ pub struct Environment<'a> {
     pub layers: &'a [(PathBuf, String)],
     /// Environment variables granted (already filtered by the policy).
     pub env: &'a [(String, String)],
+    /// Directories granted by the policy.
+    pub dirs: &'a [GrantedDir],
+}
+
+/// A host directory the task may use, and where the guest sees it.
+#[derive(Clone, Debug)]
+pub struct GrantedDir {
+    /// Host path.
+    pub host: PathBuf,
+    /// Absolute guest path.
+    pub guest: String,
+    /// Read-write (else read-only).
+    pub writable: bool,
 }
 
 /// What one attempt produced.
@@ -100,6 +113,12 @@ pub fn attempt(
     for (dir, mount) in environment.layers {
         if let Err(e) = builder.preopened_dir(dir, mount, FsPerms::ReadOnly) {
             setup_error = Some(format!("cannot open layer `{}`: {e:#}", dir.display()));
+        }
+    }
+    for dir in environment.dirs {
+        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
+            setup_error = Some(format!("cannot open granted directory `{}`: {e:#}", dir.host.display()));
         }
     }
     let state = AttemptState { wasi: builder.build(), table: ResourceTable::new(), limiter: MemoryLimiter::new(policy.ram_bytes) };

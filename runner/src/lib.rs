@@ -25,6 +25,7 @@ mod limits;
 mod outcome;
 mod output;
 mod runner;
+mod store;
 
 pub use error::Error;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};

@@ -1,11 +1,14 @@
 //! Opening bundles and running their tasks.
 
 use crate::error::Error;
-use crate::instance::{self, AttemptState, Environment};
+use crate::instance::{self, AttemptState, Environment, GrantedDir};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-use capsule_packager::archive::{BundleReader, ReadLimits};
+use crate::store::Store;
+use capsule_packager::archive::{self, BundleReader, ReadLimits};
+use capsule_packager::manifest::TargetEntry;
+use capsule_packager::policy::FileMode;
 use capsule_packager::engine::{self, Target};
-use capsule_packager::{Manifest, Policy, layer};
+use capsule_packager::{Digest, Manifest, Policy, layer};
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,7 +18,7 @@ use wasmtime::component::{Component, Linker};
 /// Runs bundles; one engine, shared by every bundle it opens.
 pub struct Runner {
     engine: Engine,
-    store_dir: PathBuf,
+    store: Store,
 }
 
 /// A verified bundle whose code is loaded and ready to instantiate.
@@ -34,44 +37,42 @@ pub struct CallOptions {
     pub task: Option<String>,
     /// `{"args": [...], "kwargs": {...}}`.
     pub args_json: String,
+    /// Where the task's declared `allowed_files` directories are found on this host
+    /// (`<files_root>/<path>`); `None` means the current directory.
+    pub files_root: Option<PathBuf>,
 }
 
 impl CallOptions {
     /// Runs the entry task with these arguments.
     pub fn entry(args_json: &str) -> Self {
-        CallOptions { task: None, args_json: args_json.to_string() }
+        CallOptions { task: None, args_json: args_json.to_string(), files_root: None }
     }
 }
 
 impl Runner {
-    /// A runner keeping unpacked layers under `store_dir` (a directory only Capsule writes).
+    /// A runner keeping its content store (verified code, unpacked layers) under `store_dir`, a
+    /// directory only Capsule writes.
     pub fn new(store_dir: PathBuf) -> Result<Self, Error> {
         let engine = Engine::new(&engine::config()).map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
-        Ok(Runner { engine, store_dir })
+        Ok(Runner { engine, store: Store::new(store_dir) })
     }
 
     /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
-    /// every blob's sha256 → engine compatibility → only then native code is deserialized.
+    /// every blob's sha256 → engine compatibility → only then native code is deserialized. A bundle
+    /// whose exact bytes were verified before is loaded from the runner's store.
     pub fn open(&self, path: &Path) -> Result<LoadedBundle, Error> {
-        let bundle = BundleReader::new(ReadLimits::default()).read_file(path)?;
-        let manifest = bundle.manifest.clone();
+        let limits = ReadLimits::default();
+        let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
+        let bundle_digest = Digest::of(&bytes);
         let host = Target::host().ok_or_else(|| {
             Error::Incompatible(format!("this host's architecture `{}` has no Capsule target", std::env::consts::ARCH))
         })?;
-        let fingerprint = engine::fingerprint(&host);
-        let entry = manifest
-            .targets
-            .iter()
-            .find(|t| t.triple == host.triple && t.engine_fingerprint == fingerprint && t.wasmtime == engine::WASMTIME_VERSION)
-            .ok_or_else(|| {
-                let present: Vec<_> = manifest.targets.iter().map(|t| format!("{} (wasmtime {})", t.triple, t.wasmtime)).collect();
-                Error::Incompatible(format!(
-                    "no precompiled code for {} with wasmtime {} and this engine's settings; the bundle has: {}",
-                    host.triple,
-                    engine::WASMTIME_VERSION,
-                    if present.is_empty() { "none".to_string() } else { present.join(", ") }
-                ))
-            })?;
+        if let Some(loaded) = self.open_verified_before(&bundle_digest, &host)? {
+            return Ok(loaded);
+        }
+        let bundle = BundleReader::new(limits).read_bytes(&bytes)?;
+        let manifest = bundle.manifest.clone();
+        let entry = select_target(&manifest, &host)?;
         let cwasm = bundle
             .blob(&entry.cwasm)
             .ok_or_else(|| Error::Incompatible(format!("blob {} is missing", entry.cwasm)))?;
@@ -80,16 +81,60 @@ impl Runner {
         let component = unsafe { Component::deserialize(&self.engine, cwasm) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
         let mut layers = Vec::new();
-        for entry in &manifest.layers {
+        for layer in &manifest.layers {
             let blob = bundle
-                .blob(&entry.digest)
-                .ok_or_else(|| Error::Internal(format!("layer {} is missing", entry.digest)))?;
-            let dir = layer::materialize(&self.store_dir, &entry.digest, blob)?;
-            layers.push((dir, entry.mount.clone()));
+                .blob(&layer.digest)
+                .ok_or_else(|| Error::Internal(format!("layer {} is missing", layer.digest)))?;
+            let dir = layer::materialize(self.store.root(), &layer.digest, blob)?;
+            layers.push((dir, layer.mount.clone()));
         }
+        // Remember the verification; a store that cannot be written only costs speed.
+        if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
+            let _ = self.store.record_bundle(&bundle_digest, &bundle.manifest_bytes);
+        }
+        self.loaded(manifest, component, layers)
+    }
+
+    /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
+    fn open_verified_before(&self, bundle: &Digest, host: &Target) -> Result<Option<LoadedBundle>, Error> {
+        let Some(manifest_bytes) = self.store.verified_manifest(bundle) else { return Ok(None) };
+        let manifest = Manifest::from_bytes(&manifest_bytes)?;
+        let entry = select_target(&manifest, host)?;
+        let Some(cwasm) = self.store.blob_path(&entry.cwasm) else { return Ok(None) };
+        let mut layers = Vec::new();
+        for layer in &manifest.layers {
+            let Some(dir) = layer::lookup(self.store.root(), &layer.digest) else { return Ok(None) };
+            layers.push((dir, layer.mount.clone()));
+        }
+        // SAFETY: the file is in the runner-owned store, written read-only after its digest was
+        // checked against a manifest; wasmtime checks version and settings again here.
+        let component = unsafe { Component::deserialize_file(&self.engine, &cwasm) }
+            .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+        self.loaded(manifest, component, layers).map(Some)
+    }
+
+    fn loaded(&self, manifest: Manifest, component: Component, layers: Vec<(PathBuf, String)>) -> Result<LoadedBundle, Error> {
         let linker = instance::linker(&self.engine).map_err(Error::Internal)?;
         Ok(LoadedBundle { engine: self.engine.clone(), manifest, component, linker, layers })
     }
+}
+
+/// The `.cwasm` entry this runner's engine can load on `host`.
+fn select_target<'m>(manifest: &'m Manifest, host: &Target) -> Result<&'m TargetEntry, Error> {
+    let fingerprint = engine::fingerprint(host);
+    manifest
+        .targets
+        .iter()
+        .find(|t| t.triple == host.triple && t.engine_fingerprint == fingerprint && t.wasmtime == engine::WASMTIME_VERSION)
+        .ok_or_else(|| {
+            let present: Vec<_> = manifest.targets.iter().map(|t| format!("{} (wasmtime {})", t.triple, t.wasmtime)).collect();
+            Error::Incompatible(format!(
+                "no precompiled code for {} with wasmtime {} and this engine's settings; the bundle has: {}",
+                host.triple,
+                engine::WASMTIME_VERSION,
+                if present.is_empty() { "none".to_string() } else { present.join(", ") }
+            ))
+        })
 }
 
 impl LoadedBundle {
@@ -105,16 +150,21 @@ impl LoadedBundle {
             let names: Vec<_> = self.manifest.tasks.iter().map(|t| t.name.as_str()).collect();
             Error::Usage(format!("the bundle has no task `{task_name}` (tasks: {})", names.join(", ")))
         })?;
-        Ok(self.call_with_policy(&task_name, &task.policy, &options.args_json))
+        let root = match &options.files_root {
+            Some(root) => root.clone(),
+            None => std::env::current_dir().map_err(|e| Error::Internal(format!("cannot read the current directory: {e}")))?,
+        };
+        let dirs = granted_dirs(&root, &task.policy)?;
+        Ok(self.call_with_policy(&task_name, &task.policy, &options.args_json, &dirs))
     }
 
-    fn call_with_policy(&self, task: &str, policy: &Policy, args_json: &str) -> Envelope {
+    fn call_with_policy(&self, task: &str, policy: &Policy, args_json: &str, dirs: &[GrantedDir]) -> Envelope {
         let env: Vec<(String, String)> = policy
             .env_variables
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
             .collect();
-        let environment = Environment { layers: &self.layers, env: &env };
+        let environment = Environment { layers: &self.layers, env: &env, dirs };
         let started = Instant::now();
         let mut attempts = 0;
         loop {
@@ -138,6 +188,26 @@ impl LoadedBundle {
             return envelope(outcome.result, execution, outcome.output);
         }
     }
+}
+
+/// Resolves the policy's `allowed_files` under `root`; a declared directory that is missing is
+/// an error (a silently missing grant would only surface as a confusing failure in the task).
+fn granted_dirs(root: &Path, policy: &Policy) -> Result<Vec<GrantedDir>, Error> {
+    policy
+        .allowed_files
+        .iter()
+        .map(|grant| {
+            let host = root.join(&grant.path);
+            if !host.is_dir() {
+                return Err(Error::Usage(format!(
+                    "the task's allowed directory `{}` does not exist at `{}`",
+                    grant.path,
+                    host.display()
+                )));
+            }
+            Ok(GrantedDir { host, guest: format!("/{}", grant.path), writable: grant.mode == FileMode::Rw })
+        })
+        .collect()
 }
 
 fn envelope(result: Result<String, ErrorInfo>, execution: Execution, output: GuestOutput) -> Envelope {

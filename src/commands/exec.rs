@@ -37,7 +37,7 @@ pub fn exec_bundle(bundle: &Path, task: &TaskArgs, output: &OutputArgs) -> anyho
     let task_name = task.task.clone().unwrap_or_default();
     let outcome = runner
         .open(bundle)
-        .and_then(|loaded| loaded.call(&CallOptions { task: task.task.clone(), args_json: request }));
+        .and_then(|loaded| loaded.call(&CallOptions { task: task.task.clone(), args_json: request, files_root: None }));
     match outcome {
         Ok(envelope) => Ok(report::print_envelope(&envelope, output.json)),
         Err(error) => {

@@ -1,0 +1,98 @@
+//! The runner's content store: what a full verification of a bundle established, kept so the next
+//! `exec` of the same bundle bytes skips decompressing and re-hashing every blob.
+//!
+//! Layout under the store directory (created `0700`; files are written once, atomically, and made
+//! read-only; every name is a sha256):
+//!
+//! - `bundles/<sha256 of the bundle file>`: the digest of that bundle's manifest, written only
+//!   after every blob of the bundle matched its manifest;
+//! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles;
+//! - `layers/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
+//!
+//! The fast path hashes the whole bundle file, so a changed byte anywhere misses the index and
+//! goes through full verification again. The manifest is re-hashed on every use; the `.cwasm` is
+//! trusted because only this runner writes the store (as for wasmtime's own compilation cache).
+
+use crate::Error;
+use capsule_packager::Digest;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A runner-owned store directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::Internal(format!("cannot {what} `{}` in the runner store: {e}", path.display()))
+}
+
+impl Store {
+    /// The store at `root` (created on first write).
+    pub fn new(root: PathBuf) -> Self {
+        Store { root }
+    }
+
+    /// The directory layers are unpacked under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of blob `digest`, if stored.
+    pub fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
+        let path = self.root.join("blobs").join(digest.hex());
+        path.is_file().then_some(path)
+    }
+
+    /// The manifest bytes recorded for the bundle whose file hashes to `bundle`, re-verified.
+    pub fn verified_manifest(&self, bundle: &Digest) -> Option<Vec<u8>> {
+        let index = fs::read_to_string(self.root.join("bundles").join(bundle.hex())).ok()?;
+        let manifest_digest = Digest::parse(index.trim())?;
+        let bytes = fs::read(self.blob_path(&manifest_digest)?).ok()?;
+        (Digest::of(&bytes) == manifest_digest).then_some(bytes)
+    }
+
+    /// Stores a verified blob; returns its path.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<PathBuf, Error> {
+        let path = self.root.join("blobs").join(digest.hex());
+        if !path.is_file() {
+            self.write_once(&path, bytes)?;
+        }
+        Ok(path)
+    }
+
+    /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest.
+    pub fn record_bundle(&self, bundle: &Digest, manifest_bytes: &[u8]) -> Result<(), Error> {
+        let manifest = Digest::of(manifest_bytes);
+        self.put_blob(&manifest, manifest_bytes)?;
+        self.write_once(&self.root.join("bundles").join(bundle.hex()), manifest.to_string().as_bytes())
+    }
+
+    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let dir = path.parent().unwrap_or(&self.root);
+        if !dir.is_dir() {
+            create_private_dir(&self.root)?;
+            fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+        }
+        let staging = dir.join(format!(".tmp{}", std::process::id()));
+        let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
+        file.write_all(bytes).and_then(|()| file.sync_data()).map_err(|e| io("write", &staging, e))?;
+        let mut perms = file.metadata().map_err(|e| io("stat", &staging, e))?.permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
+        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), Error> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(|e| io("create", path, e))
+}
