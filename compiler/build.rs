@@ -10,12 +10,16 @@ fn images_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CAPSULE_GUEST_IMAGES") {
         return dir.into();
     }
-    let cache = std::env::var_os("CAPSULE_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-        base.join("capsule")
-    });
+    let cache = std::env::var_os("CAPSULE_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            base.join("capsule")
+        });
     cache.join("guest-images")
 }
 
@@ -26,10 +30,16 @@ fn main() {
     let images = images_dir();
     for guest in ["python", "quickjs"] {
         let current = images.join(format!("{guest}.current"));
-        println!("cargo:rerun-if-changed={}", current.join("info.json").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            current.join("info.json").display()
+        );
         let built = current.join("info.json").is_file();
         if !built {
-            println!("cargo:warning=guest image '{guest}' not built; run guest-images/build.sh (looked in {})", images.display());
+            println!(
+                "cargo:warning=guest image '{guest}' not built; run guest-images/build.sh (looked in {})",
+                images.display()
+            );
         }
         for file in FILES {
             let dest = out.join(format!("{guest}-{file}"));

@@ -38,6 +38,10 @@ ensure_toolchain() {
     log "adding the wasm32-wasip1 Rust target"
     rustup target add wasm32-wasip1 >/dev/null
   fi
+  if ! command -v python3.11 >/dev/null; then
+    log "installing python3.11 (the build python for CPython's cross build)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 >/dev/null
+  fi
   BUILD_PYTHON=$(command -v python3.11 || true)
   [ -n "$BUILD_PYTHON" ] || die "python3.11 is needed on the build machine (to build and byte-compile CPython 3.11)"
 }

@@ -35,14 +35,24 @@ impl TaskArgs {
     pub fn request_json(&self) -> anyhow::Result<String> {
         use serde_json::{Map, Value};
         let request = match &self.args_json {
-            Some(text) => match serde_json::from_str::<Value>(text).context("`--args-json` is not valid JSON")? {
+            Some(text) => match serde_json::from_str::<Value>(text)
+                .context("`--args-json` is not valid JSON")?
+            {
                 Value::Array(args) => serde_json::json!({ "args": args, "kwargs": {} }),
                 Value::Object(object) => {
                     if let Some(key) = object.keys().find(|k| *k != "args" && *k != "kwargs") {
-                        bail!("`--args-json` object has an unknown key `{key}`; expected `args` and/or `kwargs`");
+                        bail!(
+                            "`--args-json` object has an unknown key `{key}`; expected `args` and/or `kwargs`"
+                        );
                     }
-                    let args = object.get("args").cloned().unwrap_or(Value::Array(Vec::new()));
-                    let kwargs = object.get("kwargs").cloned().unwrap_or(Value::Object(Map::new()));
+                    let args = object
+                        .get("args")
+                        .cloned()
+                        .unwrap_or(Value::Array(Vec::new()));
+                    let kwargs = object
+                        .get("kwargs")
+                        .cloned()
+                        .unwrap_or(Value::Object(Map::new()));
                     if !args.is_array() || !kwargs.is_object() {
                         bail!("`--args-json`: `args` must be an array and `kwargs` an object");
                     }

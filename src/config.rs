@@ -39,6 +39,10 @@ pub struct ProjectConfig {
 /// `[workflow]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "name and version are accepted (the published CLI's files have them) but not used yet"
+)]
 pub struct Workflow {
     /// Display name.
     pub name: Option<String>,
@@ -76,8 +80,9 @@ impl TaskDefaults {
         ];
         for (name, value) in fields {
             if let Some(value) = value {
-                let json = serde_json::to_value(value)
-                    .with_context(|| format!("`tasks.default_{name}` cannot be used as a task option"))?;
+                let json = serde_json::to_value(value).with_context(|| {
+                    format!("`tasks.default_{name}` cannot be used as a task option")
+                })?;
                 options.insert(name.to_string(), json);
             }
         }
@@ -91,7 +96,9 @@ impl ProjectConfig {
         let path = dir.join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ProjectConfig::default());
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
         };
         toml::from_str(&text).with_context(|| format!("failed to load `{}`", path.display()))

@@ -28,7 +28,11 @@ pub struct Refusal {
 /// Prints an envelope (`--json`: one JSON document; otherwise guest output, then the result or
 /// the error) and returns the exit code.
 pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
-    let code = if envelope.success { 0 } else { EXIT_TASK_FAILED };
+    let code = if envelope.success {
+        0
+    } else {
+        EXIT_TASK_FAILED
+    };
     let mut stdout = std::io::stdout().lock();
     if json {
         let text = serde_json::to_string(envelope).unwrap_or_else(|e| {
@@ -40,7 +44,10 @@ pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
     let _ = stdout.write_all(envelope.output.stdout.as_bytes());
     let _ = std::io::stderr().write_all(envelope.output.stderr.as_bytes());
     if envelope.output.dropped_bytes > 0 {
-        eprintln!("note: {} bytes of guest output were dropped (capture cap reached)", envelope.output.dropped_bytes);
+        eprintln!(
+            "note: {} bytes of guest output were dropped (capture cap reached)",
+            envelope.output.dropped_bytes
+        );
     }
     match (&envelope.result, &envelope.error) {
         (Some(result), _) => {
@@ -51,8 +58,14 @@ pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
         }
         (None, Some(error)) => {
             let _ = stdout.flush();
-            let kind = serde_json::to_value(error.error_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-            eprintln!("error: task `{}` failed ({kind})", envelope.execution.task_name);
+            let kind = serde_json::to_value(error.error_type)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            eprintln!(
+                "error: task `{}` failed ({kind})",
+                envelope.execution.task_name
+            );
             eprintln!("  cause: {}", error.message);
             if let Some(traceback) = &error.traceback {
                 eprintln!("{}", traceback.trim_end());
@@ -68,7 +81,12 @@ pub fn print_error(error: &anyhow::Error) -> u8 {
     let code = error
         .chain()
         .find_map(|e| e.downcast_ref::<Refusal>().map(|r| r.code))
-        .or_else(|| error.chain().find_map(|e| e.downcast_ref::<capsule_runner::Error>().map(|r| r.exit_code() as u8)))
+        .or_else(|| {
+            error.chain().find_map(|e| {
+                e.downcast_ref::<capsule_runner::Error>()
+                    .map(|r| r.exit_code() as u8)
+            })
+        })
         .unwrap_or(EXIT_USAGE);
     eprintln!("error: {error}");
     for cause in error.chain().skip(1) {

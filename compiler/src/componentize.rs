@@ -24,7 +24,12 @@ pub fn componentize(core_module: &[u8]) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::toolchain("embedding the component type", e))?;
     ComponentEncoder::default()
         .module(&module)
-        .and_then(|encoder| encoder.adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER))
+        .and_then(|encoder| {
+            encoder.adapter(
+                WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
         .map(|encoder| encoder.validate(true))
         .and_then(|mut encoder| encoder.encode())
         .map_err(|e| Error::toolchain("componentizing the snapshot", e))

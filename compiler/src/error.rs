@@ -8,10 +8,14 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
     /// The guest image this build needs was not built into this `capsule`.
-    #[error("guest image '{0}' not built into this capsule; run `guest-images/build.sh` and rebuild capsule")]
+    #[error(
+        "guest image '{0}' not built into this capsule; run `guest-images/build.sh` and rebuild capsule"
+    )]
     GuestMissing(&'static str),
     /// The user's module failed while its top level ran (at build time).
-    #[error("the task module `{file}` failed while loading (its top level runs at build time)\n{output}")]
+    #[error(
+        "the task module `{file}` failed while loading (its top level runs at build time)\n{output}"
+    )]
     ModuleFailed {
         /// The task file.
         file: String,
@@ -36,6 +40,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn toolchain(stage: &'static str, error: impl std::fmt::Display) -> Self {
-        Error::Toolchain { stage, message: format!("{error:#}") }
+        Error::Toolchain {
+            stage,
+            message: format!("{error:#}"),
+        }
     }
 }

@@ -28,7 +28,9 @@ pub use error::Error;
 pub use guest::Guest;
 
 use capsule_packager::engine::{self, Target};
-use capsule_packager::manifest::{self, BlobEntry, GuestInfo, LayerEntry, Manifest, SourceInfo, TargetEntry};
+use capsule_packager::manifest::{
+    self, BlobEntry, GuestInfo, LayerEntry, Manifest, SourceInfo, TargetEntry,
+};
 use capsule_packager::{Digest, archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -48,13 +50,21 @@ impl TaskSource {
     /// Reads a `.py`, `.js` or `.mjs` file.
     pub fn read(path: &Path) -> Result<Self, Error> {
         let guest = Guest::for_path(path)?;
-        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read `{}`", path.display()), e))?;
-        Ok(TaskSource { path: path.to_path_buf(), bytes, guest })
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Io(format!("cannot read `{}`", path.display()), e))?;
+        Ok(TaskSource {
+            path: path.to_path_buf(),
+            bytes,
+            guest,
+        })
     }
 
     /// The file name without directories.
     pub fn file_name(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "task".into())
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "task".into())
     }
 }
 
@@ -83,14 +93,23 @@ pub struct CompiledBundle {
 impl CompiledBundle {
     /// The bundle file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
-        Ok(archive::write_bundle(&self.manifest, &self.blobs, self.mtime)?)
+        Ok(archive::write_bundle(
+            &self.manifest,
+            &self.blobs,
+            self.mtime,
+        )?)
     }
 }
 
 impl Compiler {
     /// A compiler for the host target, keeping its caches under `cache_dir`.
     pub fn new(cache_dir: PathBuf) -> Self {
-        Compiler { cache_dir, targets: Target::host().into_iter().collect(), mtime: 0, defaults: BTreeMap::new() }
+        Compiler {
+            cache_dir,
+            targets: Target::host().into_iter().collect(),
+            mtime: 0,
+            defaults: BTreeMap::new(),
+        }
     }
 
     /// Targets to precompile for.
@@ -119,13 +138,20 @@ impl Compiler {
         let stdlib = match image.stdlib {
             Some(layer) => {
                 let digest = Digest::of(layer);
-                Some((digest, capsule_packager::layer::materialize(&store, &digest, layer)?))
+                Some((
+                    digest,
+                    capsule_packager::layer::materialize(&store, &digest, layer)?,
+                ))
             }
             None => None,
         };
         let snapshot = snapshot::Snapshotter::new(&self.cache_dir)
             .wall_clock_seconds(self.mtime)
-            .run(image.wasm, source, stdlib.as_ref().map(|(_, dir)| dir.as_path()))?;
+            .run(
+                image.wasm,
+                source,
+                stdlib.as_ref().map(|(_, dir)| dir.as_path()),
+            )?;
         let table = tasks::TaskTable::parse(&snapshot.task_table, &source.file_name())?;
         let (task_entries, entry) = table.validate(&source.file_name(), &self.defaults)?;
         let component = componentize::componentize(&snapshot.wasm)?;
@@ -134,7 +160,11 @@ impl Compiler {
         let mut blob_entries = Vec::new();
         let mut add_blob = |bytes: Vec<u8>, media_type: &str| {
             let digest = Digest::of(&bytes);
-            blob_entries.push(BlobEntry { digest, media_type: media_type.to_string(), size: bytes.len() as u64 });
+            blob_entries.push(BlobEntry {
+                digest,
+                media_type: media_type.to_string(),
+                size: bytes.len() as u64,
+            });
             blobs.insert(digest, bytes);
             digest
         };
@@ -158,7 +188,10 @@ impl Compiler {
         let mut layers = Vec::new();
         if let (Some(layer), Some((digest, _))) = (image.stdlib, &stdlib) {
             add_blob(layer.to_vec(), manifest::MEDIA_LAYER);
-            layers.push(LayerEntry { digest: *digest, mount: guest::PYTHON_STDLIB_MOUNT.to_string() });
+            layers.push(LayerEntry {
+                digest: *digest,
+                mount: guest::PYTHON_STDLIB_MOUNT.to_string(),
+            });
         }
         blob_entries.sort_by_key(|b| b.digest);
         let manifest = Manifest {
@@ -170,14 +203,25 @@ impl Compiler {
             component: component_digest,
             layers,
             targets,
-            guest: GuestInfo { name: source.guest.name().to_string(), image: Digest::of(image.wasm) },
+            guest: GuestInfo {
+                name: source.guest.name().to_string(),
+                image: Digest::of(image.wasm),
+            },
             toolchain: BTreeMap::from([
                 ("capsule".to_string(), env!("CARGO_PKG_VERSION").to_string()),
                 ("wasmtime".to_string(), engine::WASMTIME_VERSION.to_string()),
                 ("guest-image-key".to_string(), image.key.clone()),
             ]),
-            source: SourceInfo { file: source.file_name(), digest: Digest::of(&source.bytes) },
+            source: SourceInfo {
+                file: source.file_name(),
+                digest: Digest::of(&source.bytes),
+            },
         };
-        Ok(CompiledBundle { manifest, blobs, mtime: self.mtime, build_output: snapshot.stderr })
+        Ok(CompiledBundle {
+            manifest,
+            blobs,
+            mtime: self.mtime,
+            build_output: snapshot.stderr,
+        })
     }
 }

@@ -34,16 +34,24 @@ impl CacheStore for DirCacheStore {
         // Write then rename, so a concurrent reader never sees half an entry.
         let path = self.path(key);
         let staging = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&staging, value).and_then(|()| std::fs::rename(&staging, &path)).is_ok()
+        std::fs::write(&staging, value)
+            .and_then(|()| std::fs::rename(&staging, &path))
+            .is_ok()
     }
 }
 
 /// Turns `config` into one that reuses compiled functions from `dir`.
 pub fn enable_incremental_cache(config: &mut Config, dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Io(format!("cannot create the compilation cache `{}`", dir.display()), e))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Io(
+            format!("cannot create the compilation cache `{}`", dir.display()),
+            e,
+        )
+    })?;
     config
-        .enable_incremental_compilation(Arc::new(DirCacheStore { dir: dir.to_path_buf() }))
+        .enable_incremental_compilation(Arc::new(DirCacheStore {
+            dir: dir.to_path_buf(),
+        }))
         .map_err(|e| Error::toolchain("enabling the incremental compilation cache", e))?;
     Ok(())
 }
@@ -57,7 +65,9 @@ pub struct Precompiler {
 impl Precompiler {
     /// A precompiler keeping its incremental cache in `cache_dir`.
     pub fn new(cache_dir: &Path) -> Self {
-        Precompiler { cache_dir: cache_dir.to_path_buf() }
+        Precompiler {
+            cache_dir: cache_dir.to_path_buf(),
+        }
     }
 
     /// The engine configuration for `target`: the runner's settings plus the target and baseline.

@@ -5,7 +5,6 @@
 //! instances of it. Clocks and randomness seen during init are fixed, so snapshots are reproducible.
 
 use crate::{Error, TaskSource};
-use capsule_packager::engine;
 use std::path::Path;
 use std::time::Duration;
 use wasmtime::{Engine, Linker, Store, StoreLimits, StoreLimitsBuilder};
@@ -67,7 +66,10 @@ impl HostMonotonicClock for FixedClock {
 impl Snapshotter {
     /// A snapshotter keeping its incremental compilation cache under `cache_dir`.
     pub fn new(cache_dir: &Path) -> Self {
-        Snapshotter { engine_cache: cache_dir.join("incremental"), wall_clock: Duration::ZERO }
+        Snapshotter {
+            engine_cache: cache_dir.join("incremental"),
+            wall_clock: Duration::ZERO,
+        }
     }
 
     /// The wall-clock time (seconds since the epoch) the guest sees during init.
@@ -77,12 +79,18 @@ impl Snapshotter {
     }
 
     /// Pre-initializes `guest_wasm` with `source`; `stdlib` is preopened for the Python guest.
-    pub fn run(&self, guest_wasm: &[u8], source: &TaskSource, stdlib: Option<&Path>) -> Result<Snapshot, Error> {
+    pub fn run(
+        &self,
+        guest_wasm: &[u8],
+        source: &TaskSource,
+        stdlib: Option<&Path>,
+    ) -> Result<Snapshot, Error> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         // The instrumented guest is the same for every task: its functions come from the cache.
         crate::precompile::enable_incremental_cache(&mut config, &self.engine_cache)?;
-        let engine = Engine::new(&config).map_err(|e| Error::toolchain("creating the Wizer engine", e))?;
+        let engine =
+            Engine::new(&config).map_err(|e| Error::toolchain("creating the Wizer engine", e))?;
 
         let stdout = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
         let stderr = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
@@ -103,7 +111,9 @@ impl Snapshotter {
         }
         let state = InitState {
             wasi: wasi.build_p1(),
-            limits: StoreLimitsBuilder::new().memory_size(INIT_MEMORY_BYTES).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(INIT_MEMORY_BYTES)
+                .build(),
         };
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limits);
@@ -119,22 +129,34 @@ impl Snapshotter {
             .map_err(|e| Error::toolchain("linking WASI for Wizer", e))?;
         let mut wizer = wasmtime_wizer::Wizer::new();
         wizer.init_func("wizer.initialize");
-        let result = wasmtime_wasi::runtime::in_tokio(wizer.run(&mut store, guest_wasm, async |store, module| {
-            linker.instantiate_async(store, module).await
-        }));
+        let result = wasmtime_wasi::runtime::in_tokio(wizer.run(
+            &mut store,
+            guest_wasm,
+            async |store, module| linker.instantiate_async(store, module).await,
+        ));
         let printed = String::from_utf8_lossy(&stderr.contents()).into_owned();
         match result {
-            Ok(wasm) => Ok(Snapshot { wasm, task_table: stdout.contents().to_vec(), stderr: printed }),
+            Ok(wasm) => Ok(Snapshot {
+                wasm,
+                task_table: stdout.contents().to_vec(),
+                stderr: printed,
+            }),
             Err(error) => {
                 let trap = error.downcast_ref::<wasmtime::Trap>().copied();
                 let output = match trap {
                     Some(wasmtime::Trap::Interrupt) => {
-                        format!("{printed}\nits top level ran for more than {}s", INIT_TIMEOUT.as_secs())
+                        format!(
+                            "{printed}\nits top level ran for more than {}s",
+                            INIT_TIMEOUT.as_secs()
+                        )
                     }
                     Some(_) if !printed.trim().is_empty() => printed,
                     _ => format!("{printed}\n{error:#}"),
                 };
-                Err(Error::ModuleFailed { file: source.file_name(), output: output.trim().to_string() })
+                Err(Error::ModuleFailed {
+                    file: source.file_name(),
+                    output: output.trim().to_string(),
+                })
             }
         }
     }

@@ -38,7 +38,9 @@ impl TaskTable {
     /// Parses the guest's output; `file` names the task file in errors.
     pub fn parse(bytes: &[u8], file: &str) -> Result<Self, Error> {
         serde_json::from_slice(bytes).map_err(|e| {
-            Error::Tasks(format!("the guest reported an unreadable task table for `{file}`: {e}"))
+            Error::Tasks(format!(
+                "the guest reported an unreadable task table for `{file}`: {e}"
+            ))
         })
     }
 
@@ -57,7 +59,11 @@ impl TaskTable {
         let mut entries = Vec::with_capacity(self.tasks.len());
         for task in &self.tasks {
             let policy = Policy::from_raw(&task.name, &task.config, defaults)?;
-            entries.push(TaskEntry { name: task.name.clone(), export: task.export.clone(), policy });
+            entries.push(TaskEntry {
+                name: task.name.clone(),
+                export: task.export.clone(),
+                policy,
+            });
         }
         Ok((entries, self.entry(file)?))
     }
@@ -67,7 +73,11 @@ impl TaskTable {
         if let Some(task) = self.tasks.iter().find(|t| t.name == ENTRY_NAME) {
             return Ok(task.name.clone());
         }
-        if let Some(task) = self.tasks.iter().find(|t| t.export.as_deref() == Some(ENTRY_NAME)) {
+        if let Some(task) = self
+            .tasks
+            .iter()
+            .find(|t| t.export.as_deref() == Some(ENTRY_NAME))
+        {
             return Ok(task.name.clone());
         }
         if let [only] = self.tasks.as_slice() {
@@ -91,23 +101,45 @@ mod tests {
 
     #[test]
     fn entry_is_main_then_the_only_task() {
-        let t = table(r#"{"language":"python","tasks":[{"name":"a","export":"a","config":{}},{"name":"main","export":"main","config":{}}]}"#);
-        assert_eq!(t.validate("t.py", &BTreeMap::new()).expect("valid").1, "main");
-        let t = table(r#"{"language":"python","tasks":[{"name":"solo","export":"solo","config":{}}]}"#);
-        assert_eq!(t.validate("t.py", &BTreeMap::new()).expect("valid").1, "solo");
+        let t = table(
+            r#"{"language":"python","tasks":[{"name":"a","export":"a","config":{}},{"name":"main","export":"main","config":{}}]}"#,
+        );
+        assert_eq!(
+            t.validate("t.py", &BTreeMap::new()).expect("valid").1,
+            "main"
+        );
+        let t =
+            table(r#"{"language":"python","tasks":[{"name":"solo","export":"solo","config":{}}]}"#);
+        assert_eq!(
+            t.validate("t.py", &BTreeMap::new()).expect("valid").1,
+            "solo"
+        );
     }
 
     #[test]
     fn several_tasks_without_main_is_an_error() {
-        let t = table(r#"{"language":"python","tasks":[{"name":"a","export":"a","config":{}},{"name":"b","export":"b","config":{}}]}"#);
-        let error = t.validate("t.py", &BTreeMap::new()).expect_err("no entry").to_string();
+        let t = table(
+            r#"{"language":"python","tasks":[{"name":"a","export":"a","config":{}},{"name":"b","export":"b","config":{}}]}"#,
+        );
+        let error = t
+            .validate("t.py", &BTreeMap::new())
+            .expect_err("no entry")
+            .to_string();
         assert!(error.contains("no `main` task"), "{error}");
     }
 
     #[test]
     fn a_bad_option_names_task_and_field() {
-        let t = table(r#"{"language":"python","tasks":[{"name":"main","export":"main","config":{"ram":"12XB"}}]}"#);
-        let error = t.validate("t.py", &BTreeMap::new()).expect_err("bad ram").to_string();
-        assert!(error.contains("main") && error.contains("ram") && error.contains("12XB"), "{error}");
+        let t = table(
+            r#"{"language":"python","tasks":[{"name":"main","export":"main","config":{"ram":"12XB"}}]}"#,
+        );
+        let error = t
+            .validate("t.py", &BTreeMap::new())
+            .expect_err("bad ram")
+            .to_string();
+        assert!(
+            error.contains("main") && error.contains("ram") && error.contains("12XB"),
+            "{error}"
+        );
     }
 }

@@ -19,7 +19,11 @@ const ZSTD_LEVEL: i32 = 9;
 
 /// Writes a bundle holding `manifest` and `blobs`. `mtime` is the timestamp stored on every entry
 /// (`SOURCE_DATE_EPOCH`, or 0).
-pub fn write_bundle(manifest: &Manifest, blobs: &BTreeMap<Digest, Vec<u8>>, mtime: u64) -> Result<Vec<u8>, Error> {
+pub fn write_bundle(
+    manifest: &Manifest,
+    blobs: &BTreeMap<Digest, Vec<u8>>,
+    mtime: u64,
+) -> Result<Vec<u8>, Error> {
     let io = |e: std::io::Error| Error::Malformed(format!("cannot assemble the archive: {e}"));
     let encoder = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(io)?;
     let mut tar = tar::Builder::new(encoder);
@@ -108,44 +112,81 @@ impl BundleReader {
         let (manifest_bytes, entries) = self.unpack(bytes)?;
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
         let blobs = verify_blobs(&manifest, entries)?;
-        Ok(Bundle { manifest, manifest_bytes, blobs })
+        Ok(Bundle {
+            manifest,
+            manifest_bytes,
+            blobs,
+        })
     }
 
     /// Splits the archive into the manifest bytes and the blob entries, enforcing the caps.
     fn unpack(&self, bytes: &[u8]) -> Result<(Vec<u8>, BTreeMap<Digest, Vec<u8>>), Error> {
         let bad = |m: String| Error::Malformed(m);
-        let decoder = zstd::stream::Decoder::new(bytes).map_err(|e| bad(format!("not a zstd stream: {e}")))?;
+        let decoder = zstd::stream::Decoder::new(bytes)
+            .map_err(|e| bad(format!("not a zstd stream: {e}")))?;
         let mut archive = tar::Archive::new(decoder);
         let mut manifest = None;
         let mut blobs = BTreeMap::new();
         let mut total = 0u64;
-        let entries = archive.entries().map_err(|e| bad(format!("not a tar archive: {e}")))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| bad(format!("not a tar archive: {e}")))?;
         for (index, entry) in entries.enumerate() {
             let mut entry = entry.map_err(|e| bad(format!("truncated or corrupt archive: {e}")))?;
             if index >= self.limits.max_entries {
-                return Err(bad(format!("more than {} entries", self.limits.max_entries)));
+                return Err(bad(format!(
+                    "more than {} entries",
+                    self.limits.max_entries
+                )));
             }
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(bad(format!("entry `{}` is not a regular file (links and directories are refused)", name.escape_debug())));
+                return Err(bad(format!(
+                    "entry `{}` is not a regular file (links and directories are refused)",
+                    name.escape_debug()
+                )));
             }
-            let cap = if index == 0 { self.limits.max_manifest_bytes } else { self.limits.max_entry_bytes };
-            let declared = entry.header().size().map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
+            let cap = if index == 0 {
+                self.limits.max_manifest_bytes
+            } else {
+                self.limits.max_entry_bytes
+            };
+            let declared = entry
+                .header()
+                .size()
+                .map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
             if declared > cap {
-                return Err(bad(format!("entry `{}` is {declared} bytes, over the {cap}-byte cap", name.escape_debug())));
+                return Err(bad(format!(
+                    "entry `{}` is {declared} bytes, over the {cap}-byte cap",
+                    name.escape_debug()
+                )));
             }
             total += declared;
             if total > self.limits.max_total_bytes {
-                return Err(bad(format!("contents exceed {} bytes uncompressed", self.limits.max_total_bytes)));
+                return Err(bad(format!(
+                    "contents exceed {} bytes uncompressed",
+                    self.limits.max_total_bytes
+                )));
             }
             let mut data = Vec::with_capacity(declared as usize);
-            (&mut entry).take(cap + 1).read_to_end(&mut data).map_err(|e| bad(format!("truncated or corrupt archive at `{}`: {e}", name.escape_debug())))?;
+            (&mut entry)
+                .take(cap + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| {
+                    bad(format!(
+                        "truncated or corrupt archive at `{}`: {e}",
+                        name.escape_debug()
+                    ))
+                })?;
             if data.len() as u64 != declared {
                 return Err(bad(format!("entry `{}` is truncated", name.escape_debug())));
             }
             if index == 0 {
                 if name != MANIFEST_ENTRY {
-                    return Err(bad(format!("first entry is `{}`, expected `{MANIFEST_ENTRY}`", name.escape_debug())));
+                    return Err(bad(format!(
+                        "first entry is `{}`, expected `{MANIFEST_ENTRY}`",
+                        name.escape_debug()
+                    )));
                 }
                 manifest = Some(data);
                 continue;
@@ -155,7 +196,10 @@ impl BundleReader {
                 .and_then(Digest::parse)
                 .ok_or_else(|| bad(format!("unexpected entry `{}`", name.escape_debug())))?;
             if blobs.insert(digest, data).is_some() {
-                return Err(bad(format!("entry `{}` appears twice", name.escape_debug())));
+                return Err(bad(format!(
+                    "entry `{}` appears twice",
+                    name.escape_debug()
+                )));
             }
         }
         let manifest = manifest.ok_or_else(|| bad("the archive is empty".into()))?;
@@ -164,19 +208,31 @@ impl BundleReader {
 }
 
 /// Checks that the entries are exactly the manifest's blobs, each with the right size and digest.
-fn verify_blobs(manifest: &Manifest, mut entries: BTreeMap<Digest, Vec<u8>>) -> Result<BTreeMap<Digest, Vec<u8>>, Error> {
+fn verify_blobs(
+    manifest: &Manifest,
+    mut entries: BTreeMap<Digest, Vec<u8>>,
+) -> Result<BTreeMap<Digest, Vec<u8>>, Error> {
     let mut verified = BTreeMap::new();
     for blob in &manifest.blobs {
         let name = blob.digest.entry_name();
-        let data = entries.remove(&blob.digest).ok_or_else(|| Error::Malformed(format!("blob `{name}` is missing")))?;
+        let data = entries
+            .remove(&blob.digest)
+            .ok_or_else(|| Error::Malformed(format!("blob `{name}` is missing")))?;
         let actual = Digest::of(&data);
         if actual != blob.digest || data.len() as u64 != blob.size {
-            return Err(Error::DigestMismatch { name, expected: blob.digest.hex(), actual: actual.hex() });
+            return Err(Error::DigestMismatch {
+                name,
+                expected: blob.digest.hex(),
+                actual: actual.hex(),
+            });
         }
         verified.insert(blob.digest, data);
     }
     if let Some(extra) = entries.keys().next() {
-        return Err(Error::Malformed(format!("entry `{}` is not listed in the manifest", extra.entry_name())));
+        return Err(Error::Malformed(format!(
+            "entry `{}` is not listed in the manifest",
+            extra.entry_name()
+        )));
     }
     Ok(verified)
 }
@@ -185,9 +241,14 @@ fn verify_blobs(manifest: &Manifest, mut entries: BTreeMap<Digest, Vec<u8>>) -> 
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, Error> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut bytes = Vec::new();
-    file.take(cap + 1).read_to_end(&mut bytes).map_err(|e| Error::io("read", path, e))?;
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
     if bytes.len() as u64 > cap {
-        return Err(Error::Malformed(format!("`{}` is larger than the {cap}-byte cap", path.display())));
+        return Err(Error::Malformed(format!(
+            "`{}` is larger than the {cap}-byte cap",
+            path.display()
+        )));
     }
     Ok(bytes)
 }

@@ -25,7 +25,11 @@ impl Digest {
     /// Parses `sha256:<hex>` or bare hex.
     pub fn parse(text: &str) -> Option<Self> {
         let hex_part = text.strip_prefix("sha256:").unwrap_or(text);
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return None;
         }
         let mut out = [0u8; 32];
@@ -66,7 +70,8 @@ impl Serialize for Digest {
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Digest::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a sha256 digest")))
+        Digest::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a sha256 digest")))
     }
 }
 
@@ -77,7 +82,10 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_garbage() {
         let d = Digest::of(b"abc");
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(Digest::parse(&d.to_string()), Some(d));
         assert_eq!(Digest::parse("sha256:xyz"), None);
         assert_eq!(Digest::parse(&d.hex().to_uppercase()), None);

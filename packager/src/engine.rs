@@ -31,12 +31,22 @@ pub const X86_64: Target = Target {
     name: "x86_64",
     triple: "x86_64-unknown-linux-gnu",
     cpu_baseline: "x86-64-v2",
-    cranelift_flags: &["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt"],
+    cranelift_flags: &[
+        "has_sse3",
+        "has_ssse3",
+        "has_sse41",
+        "has_sse42",
+        "has_popcnt",
+    ],
 };
 
 /// ARMv8.0-A with NEON (which the ARMv8 base already includes).
-pub const AARCH64: Target =
-    Target { name: "aarch64", triple: "aarch64-unknown-linux-gnu", cpu_baseline: "armv8-a", cranelift_flags: &[] };
+pub const AARCH64: Target = Target {
+    name: "aarch64",
+    triple: "aarch64-unknown-linux-gnu",
+    cpu_baseline: "armv8-a",
+    cranelift_flags: &[],
+};
 
 /// Every target the compiler knows.
 pub const TARGETS: &[Target] = &[X86_64, AARCH64];
@@ -44,7 +54,10 @@ pub const TARGETS: &[Target] = &[X86_64, AARCH64];
 impl Target {
     /// The target named `name` (`x86_64`, `aarch64`, or a full triple).
     pub fn by_name(name: &str) -> Option<Target> {
-        TARGETS.iter().copied().find(|t| t.name == name || t.triple == name)
+        TARGETS
+            .iter()
+            .copied()
+            .find(|t| t.name == name || t.triple == name)
     }
 
     /// The target this process runs on, if Capsule has one for it.
@@ -66,7 +79,12 @@ pub fn config() -> wasmtime::Config {
 /// Hash of the settings that decide whether a `.cwasm` for `target` loads into a runner's engine.
 pub fn fingerprint(target: &Target) -> String {
     let mut hasher = Sha256::new();
-    for part in [WASMTIME_VERSION, SETTINGS_REVISION, target.triple, target.cpu_baseline] {
+    for part in [
+        WASMTIME_VERSION,
+        SETTINGS_REVISION,
+        target.triple,
+        target.cpu_baseline,
+    ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }

@@ -21,7 +21,9 @@ pub enum Error {
     #[error("invalid manifest: {0}")]
     Manifest(String),
     /// A blob's bytes do not hash to the digest the manifest gives.
-    #[error("blob `{name}` does not match the manifest: manifest says sha256 {expected}, file has sha256 {actual}")]
+    #[error(
+        "blob `{name}` does not match the manifest: manifest says sha256 {expected}, file has sha256 {actual}"
+    )]
     DigestMismatch {
         /// The entry name.
         name: String,
@@ -43,7 +45,15 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

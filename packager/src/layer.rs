@@ -60,7 +60,9 @@ fn unpack(blob: &[u8], into: &Path) -> Result<(), Error> {
         }
         let target = into.join(&relative);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?,
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?
+            }
             tar::EntryType::Regular => {
                 total += entry.header().size().map_err(|e| bad(e.to_string()))?;
                 if total > MAX_LAYER_BYTES {
@@ -70,18 +72,27 @@ fn unpack(blob: &[u8], into: &Path) -> Result<(), Error> {
                     fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
                 }
                 let mut data = Vec::new();
-                entry.read_to_end(&mut data).map_err(|e| bad(e.to_string()))?;
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(e.to_string()))?;
                 fs::write(&target, &data).map_err(|e| Error::io("write", &target, e))?;
                 set_read_only(&target)?;
             }
-            other => return Err(bad(format!("entry `{}` has unsupported type {other:?}", raw.display()))),
+            other => {
+                return Err(bad(format!(
+                    "entry `{}` has unsupported type {other:?}",
+                    raw.display()
+                )));
+            }
         }
     }
     Ok(())
 }
 
 fn set_read_only(path: &Path) -> Result<(), Error> {
-    let mut perms = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.permissions();
+    let mut perms = fs::metadata(path)
+        .map_err(|e| Error::io("stat", path, e))?
+        .permissions();
     perms.set_readonly(true);
     fs::set_permissions(path, perms).map_err(|e| Error::io("chmod", path, e))
 }

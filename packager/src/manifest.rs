@@ -137,40 +137,63 @@ impl Manifest {
         struct Version {
             format: Option<String>,
         }
-        let version: Version = serde_json::from_slice(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
         match version.format.as_deref() {
             Some(FORMAT) => {}
             Some(other) => {
-                return Err(Error::Manifest(format!("unsupported format `{other}` (this capsule reads `{FORMAT}`)")));
+                return Err(Error::Manifest(format!(
+                    "unsupported format `{other}` (this capsule reads `{FORMAT}`)"
+                )));
             }
             None => return Err(Error::Manifest("missing `format`".into())),
         }
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
         manifest.check_references()?;
         Ok(manifest)
     }
 
     fn check_references(&self) -> Result<(), Error> {
-        let listed = |d: &Digest, media: &str| self.blobs.iter().any(|b| b.digest == *d && b.media_type == media);
+        let listed = |d: &Digest, media: &str| {
+            self.blobs
+                .iter()
+                .any(|b| b.digest == *d && b.media_type == media)
+        };
         if !listed(&self.component, MEDIA_COMPONENT) {
-            return Err(Error::Manifest(format!("component {} is not listed as a blob", self.component)));
+            return Err(Error::Manifest(format!(
+                "component {} is not listed as a blob",
+                self.component
+            )));
         }
         for t in &self.targets {
             if !listed(&t.cwasm, MEDIA_CWASM) {
-                return Err(Error::Manifest(format!("target `{}` names an unlisted blob {}", t.triple, t.cwasm)));
+                return Err(Error::Manifest(format!(
+                    "target `{}` names an unlisted blob {}",
+                    t.triple, t.cwasm
+                )));
             }
         }
         for l in &self.layers {
             if !listed(&l.digest, MEDIA_LAYER) {
-                return Err(Error::Manifest(format!("layer {} is not listed as a blob", l.digest)));
+                return Err(Error::Manifest(format!(
+                    "layer {} is not listed as a blob",
+                    l.digest
+                )));
             }
         }
         if self.task(&self.entry).is_none() {
-            return Err(Error::Manifest(format!("entry task `{}` is not among the tasks", self.entry)));
+            return Err(Error::Manifest(format!(
+                "entry task `{}` is not among the tasks",
+                self.entry
+            )));
         }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = self.blobs.iter().find(|b| !seen.insert(b.digest)) {
-            return Err(Error::Manifest(format!("blob {} is listed twice", dup.digest)));
+            return Err(Error::Manifest(format!(
+                "blob {} is listed twice",
+                dup.digest
+            )));
         }
         Ok(())
     }

@@ -102,14 +102,29 @@ impl Policy {
 
     /// Builds the policy of task `task` from the configuration its SDK reported, over `defaults`
     /// (e.g. from `capsule.toml`); the task's own values win.
-    pub fn from_raw(task: &str, raw: &BTreeMap<String, Value>, defaults: &BTreeMap<String, Value>) -> Result<Self, Error> {
-        let err = |field: &str, message: String| Error::Policy { task: task.to_string(), field: field.to_string(), message };
+    pub fn from_raw(
+        task: &str,
+        raw: &BTreeMap<String, Value>,
+        defaults: &BTreeMap<String, Value>,
+    ) -> Result<Self, Error> {
+        let err = |field: &str, message: String| Error::Policy {
+            task: task.to_string(),
+            field: field.to_string(),
+            message,
+        };
         for key in raw.keys().chain(defaults.keys()) {
             if !KNOWN_FIELDS.contains(&key.as_str()) {
-                return Err(err(key, format!("unknown option; accepted: {}", KNOWN_FIELDS.join(", "))));
+                return Err(err(
+                    key,
+                    format!("unknown option; accepted: {}", KNOWN_FIELDS.join(", ")),
+                ));
             }
         }
-        let get = |field: &str| raw.get(field).filter(|v| !v.is_null()).or_else(|| defaults.get(field).filter(|v| !v.is_null()));
+        let get = |field: &str| {
+            raw.get(field)
+                .filter(|v| !v.is_null())
+                .or_else(|| defaults.get(field).filter(|v| !v.is_null()))
+        };
         Ok(Policy {
             compute: match get("compute") {
                 None => Compute::Medium,
@@ -144,8 +159,15 @@ impl Policy {
 }
 
 /// Option names a task may declare (Python spelling; the JS SDK converts camelCase).
-pub const KNOWN_FIELDS: &[&str] =
-    &["compute", "ram", "timeout", "max_retries", "allowed_files", "allowed_hosts", "env_variables"];
+pub const KNOWN_FIELDS: &[&str] = &[
+    "compute",
+    "ram",
+    "timeout",
+    "max_retries",
+    "allowed_files",
+    "allowed_hosts",
+    "env_variables",
+];
 
 fn shown(v: &Value) -> String {
     match v {
@@ -159,15 +181,23 @@ fn shown(v: &Value) -> String {
 /// `LOW`, `MEDIUM`, `HIGH` (any case) or a positive fuel count (number or digit string).
 pub fn parse_compute(v: &Value) -> Result<Compute, String> {
     let expected = "expected `LOW`, `MEDIUM`, `HIGH` or a fuel count such as `2000000000`";
-    let fuel = |n: u64| if n == 0 { Err(format!("found `0`; {expected}")) } else { Ok(Compute::Fuel(n)) };
+    let fuel = |n: u64| {
+        if n == 0 {
+            Err(format!("found `0`; {expected}"))
+        } else {
+            Ok(Compute::Fuel(n))
+        }
+    };
     match v {
         Value::String(s) => match s.trim().to_ascii_uppercase().as_str() {
             "LOW" => Ok(Compute::Low),
             "MEDIUM" => Ok(Compute::Medium),
             "HIGH" => Ok(Compute::High),
-            digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                fuel(digits.parse().map_err(|_| format!("`{s}` is too large; {expected}"))?)
-            }
+            digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => fuel(
+                digits
+                    .parse()
+                    .map_err(|_| format!("`{s}` is too large; {expected}"))?,
+            ),
             _ => Err(format!("found {}; {expected}", shown(v))),
         },
         Value::Number(n) => match n.as_u64() {
@@ -183,10 +213,14 @@ pub fn parse_compute(v: &Value) -> Result<Compute, String> {
 pub fn parse_ram(v: &Value) -> Result<u64, String> {
     let expected = "expected a size such as `64MB`, `1GB`, `512KiB` or a byte count";
     let bytes = match v {
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("found {}; {expected}", shown(v)))?,
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("found {}; {expected}", shown(v)))?,
         Value::String(s) => {
             let text = s.trim();
-            let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+            let split = text
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .unwrap_or(text.len());
             let (number, unit) = text.split_at(split);
             let unit = unit.trim();
             let scale: u64 = match unit.to_ascii_uppercase().as_str() {
@@ -199,7 +233,9 @@ pub fn parse_ram(v: &Value) -> Result<u64, String> {
                 "GIB" => 1 << 30,
                 _ => return Err(format!("found `{s}`: unknown unit `{unit}`; {expected}")),
             };
-            let value: f64 = number.parse().map_err(|_| format!("found `{s}`; {expected}"))?;
+            let value: f64 = number
+                .parse()
+                .map_err(|_| format!("found `{s}`; {expected}"))?;
             if !value.is_finite() || value < 0.0 {
                 return Err(format!("found `{s}`; {expected}"));
             }
@@ -212,7 +248,10 @@ pub fn parse_ram(v: &Value) -> Result<u64, String> {
         return Err(format!("found {}: at least 1MiB is needed", shown(v)));
     }
     if bytes > 4 << 30 {
-        return Err(format!("found {}: a wasm32 guest can address at most 4GiB", shown(v)));
+        return Err(format!(
+            "found {}: a wasm32 guest can address at most 4GiB",
+            shown(v)
+        ));
     }
     Ok(bytes)
 }
@@ -228,9 +267,13 @@ pub fn parse_timeout(v: &Value) -> Result<Duration, String> {
             .ok_or_else(|| format!("found {}; {expected}", shown(v)))?,
         Value::String(s) => {
             let text = s.trim();
-            let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+            let split = text
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .unwrap_or(text.len());
             let (number, unit) = text.split_at(split);
-            let value: f64 = number.parse().map_err(|_| format!("found `{s}`; {expected}"))?;
+            let value: f64 = number
+                .parse()
+                .map_err(|_| format!("found `{s}`; {expected}"))?;
             let seconds = match unit.trim() {
                 "ms" => value / 1000.0,
                 "s" | "" => value,
@@ -254,7 +297,10 @@ pub fn parse_timeout(v: &Value) -> Result<Duration, String> {
 fn parse_retries(v: &Value) -> Result<u32, String> {
     match v.as_u64() {
         Some(n) if n <= MAX_RETRIES_LIMIT as u64 => Ok(n as u32),
-        _ => Err(format!("found {}; expected a whole number from 0 to {MAX_RETRIES_LIMIT}", shown(v))),
+        _ => Err(format!(
+            "found {}; expected a whole number from 0 to {MAX_RETRIES_LIMIT}",
+            shown(v)
+        )),
     }
 }
 
@@ -268,18 +314,26 @@ fn string_list<'a>(v: &'a Value, what: &str) -> Result<Vec<&'a Value>, String> {
 /// Normalizes a declared directory: relative, no `..`, no empty or `.` parts.
 pub fn normalize_grant_path(path: &str) -> Result<String, String> {
     if path.starts_with('/') || path.starts_with('\\') {
-        return Err(format!("`{path}` is absolute; give a directory relative to the project root"));
+        return Err(format!(
+            "`{path}` is absolute; give a directory relative to the project root"
+        ));
     }
     let mut parts = Vec::new();
     for part in path.split(['/', '\\']) {
         match part {
             "" | "." => {}
-            ".." => return Err(format!("`{path}` leaves the project root (`..` is not allowed)")),
+            ".." => {
+                return Err(format!(
+                    "`{path}` leaves the project root (`..` is not allowed)"
+                ));
+            }
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
-        return Err(format!("`{path}` names the project root itself; grant a subdirectory"));
+        return Err(format!(
+            "`{path}` names the project root itself; grant a subdirectory"
+        ));
     }
     Ok(parts.join("/"))
 }
@@ -293,9 +347,15 @@ fn parse_files(v: &Value) -> Result<Vec<FileGrant>, String> {
                 Value::String(p) => (p.as_str(), FileMode::Rw),
                 Value::Object(map) => {
                     if let Some(key) = map.keys().find(|k| *k != "path" && *k != "mode") {
-                        return Err(format!("unknown key `{key}` in {}; {expected}", shown(item)));
+                        return Err(format!(
+                            "unknown key `{key}` in {}; {expected}",
+                            shown(item)
+                        ));
                     }
-                    let path = map.get("path").and_then(Value::as_str).ok_or_else(|| format!("found {}; {expected}", shown(item)))?;
+                    let path = map
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("found {}; {expected}", shown(item)))?;
                     let mode = match map.get("mode").map(|m| m.as_str()) {
                         None | Some(Some("rw")) => FileMode::Rw,
                         Some(Some("ro")) => FileMode::Ro,
@@ -305,7 +365,10 @@ fn parse_files(v: &Value) -> Result<Vec<FileGrant>, String> {
                 }
                 _ => return Err(format!("found {}; {expected}", shown(item))),
             };
-            Ok(FileGrant { path: normalize_grant_path(path)?, mode })
+            Ok(FileGrant {
+                path: normalize_grant_path(path)?,
+                mode,
+            })
         })
         .collect()
 }
@@ -314,17 +377,24 @@ fn parse_hosts(v: &Value) -> Result<Vec<String>, String> {
     string_list(v, "host names")?
         .into_iter()
         .map(|item| {
-            let host = item.as_str().ok_or_else(|| format!("found {}; expected a host name string", shown(item)))?;
+            let host = item
+                .as_str()
+                .ok_or_else(|| format!("found {}; expected a host name string", shown(item)))?;
             let name = host.strip_prefix("*.").unwrap_or(host);
             let valid = host == "*"
                 || (!name.is_empty()
                     && name.split('.').all(|label| {
-                        !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     }));
             if valid {
                 Ok(host.to_ascii_lowercase())
             } else {
-                Err(format!("found `{host}`; expected `api.example.com`, `*.example.com` or `*`"))
+                Err(format!(
+                    "found `{host}`; expected `api.example.com`, `*.example.com` or `*`"
+                ))
             }
         })
         .collect()
@@ -334,11 +404,17 @@ fn parse_env_names(v: &Value) -> Result<Vec<String>, String> {
     string_list(v, "variable names")?
         .into_iter()
         .map(|item| {
-            let name = item.as_str().ok_or_else(|| format!("found {}; expected a variable name", shown(item)))?;
+            let name = item
+                .as_str()
+                .ok_or_else(|| format!("found {}; expected a variable name", shown(item)))?;
             let valid = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if valid { Ok(name.to_string()) } else { Err(format!("found `{name}`; expected a name like `API_KEY`")) }
+            if valid {
+                Ok(name.to_string())
+            } else {
+                Err(format!("found `{name}`; expected a name like `API_KEY`"))
+            }
         })
         .collect()
 }
@@ -365,10 +441,19 @@ mod tests {
         assert_eq!(p.compute, Compute::Low);
         assert_eq!(p.ram_bytes, 64_000_000);
         assert_eq!(p.timeout_ms, 1500);
-        assert_eq!(p.allowed_files[0], FileGrant { path: "data".into(), mode: FileMode::Rw });
+        assert_eq!(
+            p.allowed_files[0],
+            FileGrant {
+                path: "data".into(),
+                mode: FileMode::Rw
+            }
+        );
         assert_eq!(p.allowed_files[1].mode, FileMode::Ro);
         assert_eq!(p.allowed_hosts, ["api.example.com", "*.x.org"]);
-        assert_eq!(parse_ram(&json!("512KiB")), Err("found `\"512KiB\"`: at least 1MiB is needed".into()));
+        assert_eq!(
+            parse_ram(&json!("512KiB")),
+            Err("found `\"512KiB\"`: at least 1MiB is needed".into())
+        );
         assert_eq!(parse_ram(&json!("2MiB")), Ok(2 << 20));
         assert_eq!(parse_compute(&json!("2000")), Ok(Compute::Fuel(2000)));
     }
@@ -381,23 +466,39 @@ mod tests {
             ("timeout", json!("soon"), "expected a duration"),
             ("timeout", json!("-1s"), "expected a duration"),
             ("max_retries", json!(-1), "whole number"),
-            ("allowed_files", json!(["../etc"]), "leaves the project root"),
+            (
+                "allowed_files",
+                json!(["../etc"]),
+                "leaves the project root",
+            ),
             ("allowed_files", json!(["/etc"]), "absolute"),
-            ("allowed_hosts", json!(["a b"]), "expected `api.example.com`"),
+            (
+                "allowed_hosts",
+                json!(["a b"]),
+                "expected `api.example.com`",
+            ),
             ("env_variables", json!(["1X"]), "expected a name"),
             ("colour", json!("red"), "unknown option"),
         ] {
-            let e = Policy::from_raw("job", &raw(json!({ field: value })), &BTreeMap::new()).expect_err(field);
+            let e = Policy::from_raw("job", &raw(json!({ field: value })), &BTreeMap::new())
+                .expect_err(field);
             let text = e.to_string();
-            assert!(text.starts_with(&format!("task `job`: invalid `{field}`")), "{text}");
+            assert!(
+                text.starts_with(&format!("task `job`: invalid `{field}`")),
+                "{text}"
+            );
             assert!(text.contains(needle), "{text}");
         }
     }
 
     #[test]
     fn task_values_win_over_defaults() {
-        let p = Policy::from_raw("t", &raw(json!({"ram": "2MB"})), &raw(json!({"ram": "8MB", "timeout": "2s"})))
-            .expect("valid");
+        let p = Policy::from_raw(
+            "t",
+            &raw(json!({"ram": "2MB"})),
+            &raw(json!({"ram": "8MB", "timeout": "2s"})),
+        )
+        .expect("valid");
         assert_eq!((p.ram_bytes, p.timeout_ms), (2_000_000, 2000));
     }
 }

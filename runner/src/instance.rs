@@ -25,7 +25,10 @@ pub struct AttemptState {
 
 impl WasiView for AttemptState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -65,7 +68,8 @@ pub struct AttemptOutcome {
 /// Builds the linker once per bundle: WASI preview2, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("cannot link WASI: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| format!("cannot link WASI: {e:#}"))?;
     Ok(linker)
 }
 
@@ -89,7 +93,11 @@ impl Deadline {
 
 fn limit_text(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes % MIB == 0 { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Runs task `task` once in a fresh instance.
@@ -105,7 +113,10 @@ pub fn attempt(
     let stdout = CapturedOutput::new(OUTPUT_CAP);
     let stderr = CapturedOutput::new(OUTPUT_CAP);
     let mut builder = WasiCtxBuilder::new();
-    builder.stdout(stdout.clone()).stderr(stderr.clone()).allow_blocking_current_thread(true);
+    builder
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_blocking_current_thread(true);
     for (key, value) in environment.env {
         builder.env(key, value);
     }
@@ -116,22 +127,41 @@ pub fn attempt(
         }
     }
     for dir in environment.dirs {
-        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
         if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
-            setup_error = Some(format!("cannot open granted directory `{}`: {e:#}", dir.host.display()));
+            setup_error = Some(format!(
+                "cannot open granted directory `{}`: {e:#}",
+                dir.host.display()
+            ));
         }
     }
-    let state = AttemptState { wasi: builder.build(), table: ResourceTable::new(), limiter: MemoryLimiter::new(policy.ram_bytes) };
+    let state = AttemptState {
+        wasi: builder.build(),
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(policy.ram_bytes),
+    };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     let fuel = policy.fuel();
     let mut result = match setup_error {
-        Some(message) => Err(ErrorInfo { error_type: ErrorType::Internal, message, traceback: None }),
+        Some(message) => Err(ErrorInfo {
+            error_type: ErrorType::Internal,
+            message,
+            traceback: None,
+        }),
         None => Ok(()),
     };
     if result.is_ok() {
         if let Err(e) = store.set_fuel(fuel) {
-            result = Err(ErrorInfo { error_type: ErrorType::Internal, message: format!("cannot set fuel: {e:#}"), traceback: None });
+            result = Err(ErrorInfo {
+                error_type: ErrorType::Internal,
+                message: format!("cannot set fuel: {e:#}"),
+                traceback: None,
+            });
         }
     }
     store.set_epoch_deadline(1);
@@ -154,14 +184,18 @@ pub fn attempt(
     let peak_memory_bytes = limiter.peak as u64;
     // A refused growth explains whatever failure followed it (a trap, or Python's MemoryError).
     let result = match (called, limiter.refused) {
-        (Err(error), Some(wanted)) if matches!(error.error_type, ErrorType::TaskError | ErrorType::Internal) => Err(ErrorInfo {
-            error_type: ErrorType::MemoryLimit,
-            message: format!(
-                "task `{task}` exceeded its memory limit (ram = {}): it tried to grow to {wanted} bytes",
-                limit_text(policy.ram_bytes)
-            ),
-            traceback: error.traceback,
-        }),
+        (Err(error), Some(wanted))
+            if matches!(error.error_type, ErrorType::TaskError | ErrorType::Internal) =>
+        {
+            Err(ErrorInfo {
+                error_type: ErrorType::MemoryLimit,
+                message: format!(
+                    "task `{task}` exceeded its memory limit (ram = {}): it tried to grow to {wanted} bytes",
+                    limit_text(policy.ram_bytes)
+                ),
+                traceback: error.traceback,
+            })
+        }
         (other, _) => other,
     };
     let (out, dropped_out) = stdout.contents();
@@ -170,7 +204,11 @@ pub fn attempt(
         result,
         fuel_consumed,
         peak_memory_bytes,
-        output: GuestOutput { stdout: out, stderr: err, dropped_bytes: dropped_out + dropped_err },
+        output: GuestOutput {
+            stdout: out,
+            stderr: err,
+            dropped_bytes: dropped_out + dropped_err,
+        },
     }
 }
 
@@ -178,14 +216,30 @@ fn classify_trap(error: &wasmtime::Error, task: &str, policy: &Policy) -> ErrorI
     let (error_type, message) = match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => (
             ErrorType::OutOfFuel,
-            format!("task `{task}` ran out of fuel: its compute budget is {} fuel", policy.fuel()),
+            format!(
+                "task `{task}` ran out of fuel: its compute budget is {} fuel",
+                policy.fuel()
+            ),
         ),
         Some(Trap::Interrupt) => (
             ErrorType::Timeout,
-            format!("task `{task}` exceeded its timeout of {} ms", policy.timeout_ms),
+            format!(
+                "task `{task}` exceeded its timeout of {} ms",
+                policy.timeout_ms
+            ),
         ),
-        Some(trap) => (ErrorType::Internal, format!("task `{task}` trapped: {trap}")),
-        None => (ErrorType::Internal, format!("task `{task}` could not run: {error:#}")),
+        Some(trap) => (
+            ErrorType::Internal,
+            format!("task `{task}` trapped: {trap}"),
+        ),
+        None => (
+            ErrorType::Internal,
+            format!("task `{task}` could not run: {error:#}"),
+        ),
     };
-    ErrorInfo { error_type, message, traceback: None }
+    ErrorInfo {
+        error_type,
+        message,
+        traceback: None,
+    }
 }

@@ -24,12 +24,22 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// Caps the sum of all linear memories at `cap` bytes.
     pub fn new(cap: u64) -> Self {
-        MemoryLimiter { cap: usize::try_from(cap).unwrap_or(usize::MAX), total: 0, peak: 0, refused: None }
+        MemoryLimiter {
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            total: 0,
+            peak: 0,
+            refused: None,
+        }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.total - current.min(self.total) + desired;
         if total > self.cap {
             self.refused = Some(total);
@@ -40,7 +50,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 

@@ -107,7 +107,11 @@ impl Envelope {
         Envelope {
             success: false,
             result: None,
-            error: Some(ErrorInfo { error_type, message, traceback: None }),
+            error: Some(ErrorInfo {
+                error_type,
+                message,
+                traceback: None,
+            }),
             execution: Execution {
                 task_name: task_name.to_string(),
                 duration_ms: 0.0,

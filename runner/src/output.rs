@@ -23,11 +23,17 @@ pub struct CapturedOutput {
 impl CapturedOutput {
     /// Keeps at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        CapturedOutput { buffer: Arc::default(), cap }
+        CapturedOutput {
+            buffer: Arc::default(),
+            cap,
+        }
     }
 
     fn push(&self, data: &[u8]) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let room = self.cap.saturating_sub(buffer.bytes.len()).min(data.len());
         buffer.bytes.extend_from_slice(&data[..room]);
         buffer.dropped += (data.len() - room) as u64;
@@ -35,8 +41,14 @@ impl CapturedOutput {
 
     /// What was kept (lossy UTF-8) and how many bytes were dropped.
     pub fn contents(&self) -> (String, u64) {
-        let buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (String::from_utf8_lossy(&buffer.bytes).into_owned(), buffer.dropped)
+        let buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (
+            String::from_utf8_lossy(&buffer.bytes).into_owned(),
+            buffer.dropped,
+        )
     }
 }
 
@@ -78,7 +90,11 @@ impl Pollable for CapturedOutput {
 }
 
 impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

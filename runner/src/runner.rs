@@ -5,9 +5,9 @@ use crate::instance::{self, AttemptState, Environment, GrantedDir};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::Store;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
+use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::TargetEntry;
 use capsule_packager::policy::FileMode;
-use capsule_packager::engine::{self, Target};
 use capsule_packager::{Digest, Manifest, Policy, layer};
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,11 @@ pub struct CallOptions {
 impl CallOptions {
     /// Runs the entry task with these arguments.
     pub fn entry(args_json: &str) -> Self {
-        CallOptions { task: None, args_json: args_json.to_string(), files_root: None }
+        CallOptions {
+            task: None,
+            args_json: args_json.to_string(),
+            files_root: None,
+        }
     }
 }
 
@@ -53,8 +57,12 @@ impl Runner {
     /// A runner keeping its content store (verified code, unpacked layers) under `store_dir`, a
     /// directory only Capsule writes.
     pub fn new(store_dir: PathBuf) -> Result<Self, Error> {
-        let engine = Engine::new(&engine::config()).map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
-        Ok(Runner { engine, store: Store::new(store_dir) })
+        let engine = Engine::new(&engine::config())
+            .map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
+        Ok(Runner {
+            engine,
+            store: Store::new(store_dir),
+        })
     }
 
     /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
@@ -65,7 +73,10 @@ impl Runner {
         let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
         let bundle_digest = Digest::of(&bytes);
         let host = Target::host().ok_or_else(|| {
-            Error::Incompatible(format!("this host's architecture `{}` has no Capsule target", std::env::consts::ARCH))
+            Error::Incompatible(format!(
+                "this host's architecture `{}` has no Capsule target",
+                std::env::consts::ARCH
+            ))
         })?;
         if let Some(loaded) = self.open_verified_before(&bundle_digest, &host)? {
             return Ok(loaded);
@@ -90,20 +101,32 @@ impl Runner {
         }
         // Remember the verification; a store that cannot be written only costs speed.
         if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
-            let _ = self.store.record_bundle(&bundle_digest, &bundle.manifest_bytes);
+            let _ = self
+                .store
+                .record_bundle(&bundle_digest, &bundle.manifest_bytes);
         }
         self.loaded(manifest, component, layers)
     }
 
     /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
-    fn open_verified_before(&self, bundle: &Digest, host: &Target) -> Result<Option<LoadedBundle>, Error> {
-        let Some(manifest_bytes) = self.store.verified_manifest(bundle) else { return Ok(None) };
+    fn open_verified_before(
+        &self,
+        bundle: &Digest,
+        host: &Target,
+    ) -> Result<Option<LoadedBundle>, Error> {
+        let Some(manifest_bytes) = self.store.verified_manifest(bundle) else {
+            return Ok(None);
+        };
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
         let entry = select_target(&manifest, host)?;
-        let Some(cwasm) = self.store.blob_path(&entry.cwasm) else { return Ok(None) };
+        let Some(cwasm) = self.store.blob_path(&entry.cwasm) else {
+            return Ok(None);
+        };
         let mut layers = Vec::new();
         for layer in &manifest.layers {
-            let Some(dir) = layer::lookup(self.store.root(), &layer.digest) else { return Ok(None) };
+            let Some(dir) = layer::lookup(self.store.root(), &layer.digest) else {
+                return Ok(None);
+            };
             layers.push((dir, layer.mount.clone()));
         }
         // SAFETY: the file is in the runner-owned store, written read-only after its digest was
@@ -113,9 +136,20 @@ impl Runner {
         self.loaded(manifest, component, layers).map(Some)
     }
 
-    fn loaded(&self, manifest: Manifest, component: Component, layers: Vec<(PathBuf, String)>) -> Result<LoadedBundle, Error> {
+    fn loaded(
+        &self,
+        manifest: Manifest,
+        component: Component,
+        layers: Vec<(PathBuf, String)>,
+    ) -> Result<LoadedBundle, Error> {
         let linker = instance::linker(&self.engine).map_err(Error::Internal)?;
-        Ok(LoadedBundle { engine: self.engine.clone(), manifest, component, linker, layers })
+        Ok(LoadedBundle {
+            engine: self.engine.clone(),
+            manifest,
+            component,
+            linker,
+            layers,
+        })
     }
 }
 
@@ -145,31 +179,61 @@ impl LoadedBundle {
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.
     pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
-        let task_name = options.task.clone().unwrap_or_else(|| self.manifest.entry.clone());
+        let task_name = options
+            .task
+            .clone()
+            .unwrap_or_else(|| self.manifest.entry.clone());
         let task = self.manifest.task(&task_name).ok_or_else(|| {
-            let names: Vec<_> = self.manifest.tasks.iter().map(|t| t.name.as_str()).collect();
-            Error::Usage(format!("the bundle has no task `{task_name}` (tasks: {})", names.join(", ")))
+            let names: Vec<_> = self
+                .manifest
+                .tasks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            Error::Usage(format!(
+                "the bundle has no task `{task_name}` (tasks: {})",
+                names.join(", ")
+            ))
         })?;
         let root = match &options.files_root {
             Some(root) => root.clone(),
-            None => std::env::current_dir().map_err(|e| Error::Internal(format!("cannot read the current directory: {e}")))?,
+            None => std::env::current_dir()
+                .map_err(|e| Error::Internal(format!("cannot read the current directory: {e}")))?,
         };
         let dirs = granted_dirs(&root, &task.policy)?;
         Ok(self.call_with_policy(&task_name, &task.policy, &options.args_json, &dirs))
     }
 
-    fn call_with_policy(&self, task: &str, policy: &Policy, args_json: &str, dirs: &[GrantedDir]) -> Envelope {
+    fn call_with_policy(
+        &self,
+        task: &str,
+        policy: &Policy,
+        args_json: &str,
+        dirs: &[GrantedDir],
+    ) -> Envelope {
         let env: Vec<(String, String)> = policy
             .env_variables
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
             .collect();
-        let environment = Environment { layers: &self.layers, env: &env, dirs };
+        let environment = Environment {
+            layers: &self.layers,
+            env: &env,
+            dirs,
+        };
         let started = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = instance::attempt(&self.engine, &self.linker, &self.component, task, policy, args_json, &environment);
+            let outcome = instance::attempt(
+                &self.engine,
+                &self.linker,
+                &self.component,
+                task,
+                policy,
+                args_json,
+                &environment,
+            );
             let retry = match &outcome.result {
                 Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
                 Ok(_) => false,
@@ -205,16 +269,36 @@ fn granted_dirs(root: &Path, policy: &Policy) -> Result<Vec<GrantedDir>, Error> 
                     host.display()
                 )));
             }
-            Ok(GrantedDir { host, guest: format!("/{}", grant.path), writable: grant.mode == FileMode::Rw })
+            Ok(GrantedDir {
+                host,
+                guest: format!("/{}", grant.path),
+                writable: grant.mode == FileMode::Rw,
+            })
         })
         .collect()
 }
 
-fn envelope(result: Result<String, ErrorInfo>, execution: Execution, output: GuestOutput) -> Envelope {
-    let failed = |error| Envelope { success: false, result: None, error: Some(error), execution: execution.clone(), output: output.clone() };
+fn envelope(
+    result: Result<String, ErrorInfo>,
+    execution: Execution,
+    output: GuestOutput,
+) -> Envelope {
+    let failed = |error| Envelope {
+        success: false,
+        result: None,
+        error: Some(error),
+        execution: execution.clone(),
+        output: output.clone(),
+    };
     match result {
         Ok(json) => match RawValue::from_string(json) {
-            Ok(value) => Envelope { success: true, result: Some(value), error: None, execution: execution.clone(), output: output.clone() },
+            Ok(value) => Envelope {
+                success: true,
+                result: Some(value),
+                error: None,
+                execution: execution.clone(),
+                output: output.clone(),
+            },
             Err(e) => failed(ErrorInfo {
                 error_type: ErrorType::Internal,
                 message: format!("the guest returned a result that is not valid JSON: {e}"),

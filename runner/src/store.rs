@@ -26,7 +26,10 @@ pub struct Store {
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Internal(format!("cannot {what} `{}` in the runner store: {e}", path.display()))
+    Error::Internal(format!(
+        "cannot {what} `{}` in the runner store: {e}",
+        path.display()
+    ))
 }
 
 impl Store {
@@ -67,7 +70,10 @@ impl Store {
     pub fn record_bundle(&self, bundle: &Digest, manifest_bytes: &[u8]) -> Result<(), Error> {
         let manifest = Digest::of(manifest_bytes);
         self.put_blob(&manifest, manifest_bytes)?;
-        self.write_once(&self.root.join("bundles").join(bundle.hex()), manifest.to_string().as_bytes())
+        self.write_once(
+            &self.root.join("bundles").join(bundle.hex()),
+            manifest.to_string().as_bytes(),
+        )
     }
 
     fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -78,8 +84,13 @@ impl Store {
         }
         let staging = dir.join(format!(".tmp{}", std::process::id()));
         let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
-        file.write_all(bytes).and_then(|()| file.sync_data()).map_err(|e| io("write", &staging, e))?;
-        let mut perms = file.metadata().map_err(|e| io("stat", &staging, e))?.permissions();
+        file.write_all(bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io("write", &staging, e))?;
+        let mut perms = file
+            .metadata()
+            .map_err(|e| io("stat", &staging, e))?
+            .permissions();
         perms.set_readonly(true);
         fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
         fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))

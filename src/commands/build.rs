@@ -47,7 +47,11 @@ impl BuildCommand {
             (None, true) => file.with_extension("capsule"),
             (None, false) => cached_bundle_path(&file, &std::fs::read(&file)?)?,
         };
-        write_bundle(&out, &bytes, self.force || (self.output.is_none() && !self.export))?;
+        write_bundle(
+            &out,
+            &bytes,
+            self.force || (self.output.is_none() && !self.export),
+        )?;
         eprintln!(
             "built `{}`: entry task `{}`, {} task(s), {:.1} MB, in {:.1} s",
             out.display(),
@@ -75,13 +79,24 @@ pub fn resolve_task_file(file: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Compiles `file` with the defaults of the `capsule.toml` beside it.
 pub fn compile(file: &Path) -> anyhow::Result<CompiledBundle> {
     let source = TaskSource::read(file).map_err(compile_error)?;
-    let project_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let project_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let defaults = ProjectConfig::load(project_dir)
-        .map_err(|e| anyhow::Error::new(Refusal { message: format!("{e:#}"), code: EXIT_USAGE }))?
+        .map_err(|e| {
+            anyhow::Error::new(Refusal {
+                message: format!("{e:#}"),
+                code: EXIT_USAGE,
+            })
+        })?
         .tasks
         .as_options()?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => text.trim().parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`"))?,
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`"))?,
         Err(_) => 0,
     };
     let bundle = Compiler::new(cache_dir()?.join("compiler"))
@@ -98,10 +113,15 @@ pub fn compile(file: &Path) -> anyhow::Result<CompiledBundle> {
 
 fn compile_error(error: CompileError) -> anyhow::Error {
     let code = match error {
-        CompileError::Unsupported(_) | CompileError::Tasks(_) | CompileError::Policy(_) => EXIT_USAGE,
+        CompileError::Unsupported(_) | CompileError::Tasks(_) | CompileError::Policy(_) => {
+            EXIT_USAGE
+        }
         _ => EXIT_TASK_FAILED,
     };
-    anyhow::Error::new(Refusal { message: format!("build failed: {error}"), code })
+    anyhow::Error::new(Refusal {
+        message: format!("build failed: {error}"),
+        code,
+    })
 }
 
 /// Where `run` and a plain `build` keep the bundle of `file`: keyed by everything that goes into it.
@@ -109,21 +129,30 @@ pub fn cached_bundle_path(file: &Path, source: &[u8]) -> anyhow::Result<PathBuf>
     use sha2::{Digest, Sha256};
     let guest = capsule_compiler::Guest::for_path(file).map_err(compile_error)?;
     let image_key = guest.image().map(|i| i.key).unwrap_or_default();
-    let project_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let project_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let config = std::fs::read(project_dir.join(crate::config::FILE_NAME)).unwrap_or_default();
     let mut hasher = Sha256::new();
     for part in [
         env!("CARGO_PKG_VERSION").as_bytes(),
         image_key.as_bytes(),
-        file.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default(),
+        file.file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default(),
         source,
         &config,
-        std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default().as_bytes(),
+        std::env::var("SOURCE_DATE_EPOCH")
+            .unwrap_or_default()
+            .as_bytes(),
     ] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    Ok(cache_dir()?.join("bundles").join(format!("{}.capsule", hex::encode(hasher.finalize()))))
+    Ok(cache_dir()?
+        .join("bundles")
+        .join(format!("{}.capsule", hex::encode(hasher.finalize()))))
 }
 
 /// Writes atomically; refuses to replace a file that is not a Capsule bundle unless `force`.
@@ -136,10 +165,12 @@ fn write_bundle(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
         .into());
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
     }
     let staging = out.with_extension(format!("capsule.tmp{}", std::process::id()));
-    std::fs::write(&staging, bytes).with_context(|| format!("cannot write `{}`", staging.display()))?;
+    std::fs::write(&staging, bytes)
+        .with_context(|| format!("cannot write `{}`", staging.display()))?;
     std::fs::rename(&staging, out).with_context(|| format!("cannot write `{}`", out.display()))
 }
 
@@ -147,6 +178,8 @@ fn looks_like_bundle(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 4];
     path.extension().is_some_and(|e| e == "capsule")
-        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
         && magic == [0x28, 0xb5, 0x2f, 0xfd]
 }

@@ -32,20 +32,38 @@ impl ExecCommand {
 
 /// Opens, verifies and runs `bundle`; shared with `capsule run`.
 pub fn exec_bundle(bundle: &Path, task: &TaskArgs, output: &OutputArgs) -> anyhow::Result<u8> {
-    let request = task.request_json().map_err(|e| Refusal { message: format!("{e:#}"), code: EXIT_USAGE })?;
+    let request = task.request_json().map_err(|e| Refusal {
+        message: format!("{e:#}"),
+        code: EXIT_USAGE,
+    })?;
     let runner = Runner::new(cache_dir()?.join("store"))?;
     let task_name = task.task.clone().unwrap_or_default();
-    let outcome = runner
-        .open(bundle)
-        .and_then(|loaded| loaded.call(&CallOptions { task: task.task.clone(), args_json: request, files_root: None }));
+    let outcome = runner.open(bundle).and_then(|loaded| {
+        loaded.call(&CallOptions {
+            task: task.task.clone(),
+            args_json: request,
+            files_root: None,
+        })
+    });
     match outcome {
         Ok(envelope) => Ok(report::print_envelope(&envelope, output.json)),
         Err(error) => {
-            let message = format!("refusing to run `{}`: {}", bundle.display(), describe(&error));
+            let message = format!(
+                "refusing to run `{}`: {}",
+                bundle.display(),
+                describe(&error)
+            );
             if output.json {
-                report::print_envelope(&Envelope::refused(&task_name, error.error_type(), message.clone()), true);
+                report::print_envelope(
+                    &Envelope::refused(&task_name, error.error_type(), message.clone()),
+                    true,
+                );
             }
-            Err(Refusal { message, code: error.exit_code() as u8 }.into())
+            Err(Refusal {
+                message,
+                code: error.exit_code() as u8,
+            }
+            .into())
         }
     }
 }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 /// Verify a bundle and describe it: tasks and their policies, blobs, per-target code, toolchain.
 #[derive(clap::Parser)]
-#[command(after_help = "Exit status:\n  0  the bundle is valid\n  3  the bundle is invalid or tampered with")]
+#[command(
+    after_help = "Exit status:\n  0  the bundle is valid\n  3  the bundle is invalid or tampered with"
+)]
 pub struct InspectCommand {
     /// The `.capsule` bundle.
     bundle: PathBuf,
@@ -16,18 +18,28 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
-        let bundle = BundleReader::new(ReadLimits::default()).read_file(&self.bundle).map_err(|e| Refusal {
-            message: format!("`{}` is not a valid bundle: {e}", self.bundle.display()),
-            code: crate::report::EXIT_BUNDLE,
-        })?;
+        let bundle = BundleReader::new(ReadLimits::default())
+            .read_file(&self.bundle)
+            .map_err(|e| Refusal {
+                message: format!("`{}` is not a valid bundle: {e}", self.bundle.display()),
+                code: crate::report::EXIT_BUNDLE,
+            })?;
         let m = &bundle.manifest;
         if self.json {
-            println!("{}", String::from_utf8_lossy(&bundle.manifest_bytes).trim_end());
+            println!(
+                "{}",
+                String::from_utf8_lossy(&bundle.manifest_bytes).trim_end()
+            );
             return Ok(0);
         }
         println!("bundle:    {}", self.bundle.display());
         println!("format:    {}", m.format);
-        println!("language:  {:?} (guest `{}`, image {})", m.language, m.guest.name, m.guest.image.short());
+        println!(
+            "language:  {:?} (guest `{}`, image {})",
+            m.language,
+            m.guest.name,
+            m.guest.image.short()
+        );
         println!("source:    {} ({})", m.source.file, m.source.digest.short());
         println!("entry:     {}", m.entry);
         println!("tasks:");
@@ -36,26 +48,46 @@ impl InspectCommand {
             println!(
                 "  {}{}: compute {:?} ({} fuel), ram {} bytes, timeout {} ms, retries {}, files {:?}, hosts {:?}, env {:?}",
                 task.name,
-                task.export.as_deref().map(|e| format!(" (export `{e}`)")).unwrap_or_default(),
+                task.export
+                    .as_deref()
+                    .map(|e| format!(" (export `{e}`)"))
+                    .unwrap_or_default(),
                 p.compute,
                 p.fuel(),
                 p.ram_bytes,
                 p.timeout_ms,
                 p.max_retries,
-                p.allowed_files.iter().map(|f| format!("{}:{:?}", f.path, f.mode)).collect::<Vec<_>>(),
+                p.allowed_files
+                    .iter()
+                    .map(|f| format!("{}:{:?}", f.path, f.mode))
+                    .collect::<Vec<_>>(),
                 p.allowed_hosts,
                 p.env_variables,
             );
         }
         println!("targets:");
         for t in &m.targets {
-            println!("  {} ({}), wasmtime {}, engine {}, code {}", t.triple, t.cpu_baseline, t.wasmtime, t.engine_fingerprint, t.cwasm.short());
+            println!(
+                "  {} ({}), wasmtime {}, engine {}, code {}",
+                t.triple,
+                t.cpu_baseline,
+                t.wasmtime,
+                t.engine_fingerprint,
+                t.cwasm.short()
+            );
         }
         println!("blobs:");
         for b in &m.blobs {
             println!("  {} {:>12} bytes  {}", b.digest, b.size, b.media_type);
         }
-        println!("toolchain: {}", m.toolchain.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "toolchain: {}",
+            m.toolchain
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("signature: none (unsigned)");
         Ok(0)
     }

@@ -26,17 +26,21 @@ Exit status:\n  0  the task succeeded\n  1  the build or the task failed\n  2  u
 impl RunCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let file = resolve_task_file(self.file.as_deref())?;
-        let source = std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
+        let source =
+            std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
         let bundle = cached_bundle_path(&file, &source)?;
         if !bundle.is_file() {
             let compiled = compile(&file)?;
             let bytes = compiled.to_bytes().context("cannot write the bundle")?;
             if let Some(parent) = bundle.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create `{}`", parent.display()))?;
             }
             let staging = bundle.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&staging, &bytes).with_context(|| format!("cannot write `{}`", staging.display()))?;
-            std::fs::rename(&staging, &bundle).with_context(|| format!("cannot write `{}`", bundle.display()))?;
+            std::fs::write(&staging, &bytes)
+                .with_context(|| format!("cannot write `{}`", staging.display()))?;
+            std::fs::rename(&staging, &bundle)
+                .with_context(|| format!("cannot write `{}`", bundle.display()))?;
         }
         exec_bundle(&bundle, &self.task, &self.output)
     }

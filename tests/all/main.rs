@@ -1,1 +1,7 @@
+//! End-to-end tests: they drive the real `capsule` binary on real task files, with the real
+//! guests (built by guest-images/build.sh) and the real runner. Nothing is mocked.
 
+mod cli;
+mod guests;
+mod support;
+mod tamper;

@@ -85,7 +85,10 @@ fn random_words() -> Vec<u32> {
     if errno != 0 {
         die("capsule quickjs guest: WASI random_get failed");
     }
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn io_error(ctx: &Ctx<'_>, what: &str, path: &str, error: std::io::Error) -> Error {
@@ -108,13 +111,19 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     host.set("randomWords", Function::new(ctx.clone(), random_words)?)?;
     host.set(
         "environ",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<Object<'js>> {
-            let env = Object::new(ctx)?;
-            for (key, value) in std::env::vars_os() {
-                env.set(key.to_string_lossy().as_ref(), value.to_string_lossy().as_ref())?;
-            }
-            Ok(env)
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>| -> rquickjs::Result<Object<'js>> {
+                let env = Object::new(ctx)?;
+                for (key, value) in std::env::vars_os() {
+                    env.set(
+                        key.to_string_lossy().as_ref(),
+                        value.to_string_lossy().as_ref(),
+                    )?;
+                }
+                Ok(env)
+            },
+        )?,
     )?;
     host.set(
         "readTextFile",
@@ -130,31 +139,43 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     )?;
     host.set(
         "readDir",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, path: String| -> rquickjs::Result<Array<'js>> {
-            let entries = std::fs::read_dir(&path).map_err(|e| io_error(&ctx, "list", &path, e))?;
-            let mut names = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|e| io_error(&ctx, "list", &path, e))?;
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-            names.sort();
-            let array = Array::new(ctx)?;
-            for (i, name) in names.into_iter().enumerate() {
-                array.set(i, name)?;
-            }
-            Ok(array)
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, path: String| -> rquickjs::Result<Array<'js>> {
+                let entries =
+                    std::fs::read_dir(&path).map_err(|e| io_error(&ctx, "list", &path, e))?;
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error(&ctx, "list", &path, e))?;
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+                names.sort();
+                let array = Array::new(ctx)?;
+                for (i, name) in names.into_iter().enumerate() {
+                    array.set(i, name)?;
+                }
+                Ok(array)
+            },
+        )?,
     )?;
     ctx.globals().set("__capsule_host", host)
 }
 
 /// Loads the SDK and the user's module; returns the SDK's `run` and the task table.
-fn initialize<'js>(ctx: &Ctx<'js>, file: &str, source: String) -> rquickjs::Result<(Function<'js>, String)> {
+fn initialize<'js>(
+    ctx: &Ctx<'js>,
+    file: &str,
+    source: String,
+) -> rquickjs::Result<(Function<'js>, String)> {
     install_host(ctx)?;
     let (sdk, done) = Module::declare(ctx.clone(), SDK_MODULE, SDK_SOURCE)?.eval()?;
     done.finish::<()>()?;
-    let (_, done) =
-        Module::declare(ctx.clone(), SDK_ALIAS, format!("export * from \"{SDK_MODULE}\";"))?.eval()?;
+    let (_, done) = Module::declare(
+        ctx.clone(),
+        SDK_ALIAS,
+        format!("export * from \"{SDK_MODULE}\";"),
+    )?
+    .eval()?;
     done.finish::<()>()?;
     let (user, done) = Module::declare(ctx.clone(), file, source)?.eval()?;
     done.finish::<()>()?;
@@ -170,8 +191,10 @@ pub extern "C" fn wizer_initialize() {
     if let Err(e) = std::io::stdin().read_to_string(&mut source) {
         die(&format!("error: cannot read the task module `{file}`: {e}"));
     }
-    let runtime = Runtime::new().unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
-    let context = Context::full(&runtime).unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
+    let runtime =
+        Runtime::new().unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
+    let context = Context::full(&runtime)
+        .unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
     let (run, table) = context.with(|ctx| match initialize(&ctx, &file, source) {
         Ok((run, table)) => (Persistent::save(&ctx, run), table),
         Err(e) => die(&format!(
@@ -180,29 +203,50 @@ pub extern "C" fn wizer_initialize() {
         )),
     });
     let mut stdout = std::io::stdout();
-    if stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(table.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         die("error: cannot write the task table");
     }
     let _ = std::io::stderr().flush();
     runtime.run_gc();
-    GUEST.with(|g| *g.borrow_mut() = Some(Guest { _runtime: runtime, context, run }));
+    GUEST.with(|g| {
+        *g.borrow_mut() = Some(Guest {
+            _runtime: runtime,
+            context,
+            run,
+        })
+    });
 }
 
 // ---- canonical ABI -----------------------------------------------------------------------------
 
 #[unsafe(export_name = "cabi_realloc")]
-pub unsafe extern "C" fn cabi_realloc(old: *mut u8, old_size: usize, align: usize, new_size: usize) -> *mut u8 {
+pub unsafe extern "C" fn cabi_realloc(
+    old: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+) -> *mut u8 {
     if new_size == 0 {
         return align as *mut u8;
     }
-    let Ok(layout) = Layout::from_size_align(new_size, align) else { std::process::abort() };
+    let Ok(layout) = Layout::from_size_align(new_size, align) else {
+        std::process::abort()
+    };
     // SAFETY: the caller (the canonical ABI) passes a block it got from this function, with the
     // size and alignment it asked for, or null/0 for a new block.
     let ptr = unsafe {
         if old.is_null() || old_size == 0 {
             alloc(layout)
         } else {
-            realloc(old, Layout::from_size_align_unchecked(old_size, align), new_size)
+            realloc(
+                old,
+                Layout::from_size_align_unchecked(old_size, align),
+                new_size,
+            )
         }
     };
     if ptr.is_null() {
@@ -219,7 +263,10 @@ pub struct RunReturn {
     strings: [(*mut u8, usize); 3],
 }
 
-static mut RET: RunReturn = RunReturn { is_err: 0, strings: [(std::ptr::null_mut(), 0); 3] };
+static mut RET: RunReturn = RunReturn {
+    is_err: 0,
+    strings: [(std::ptr::null_mut(), 0); 3],
+};
 
 fn leak(text: String) -> (*mut u8, usize) {
     let bytes = text.into_bytes().into_boxed_slice();
@@ -238,7 +285,11 @@ fn run_task(name: String, args: String) -> Result<String, [String; 3]> {
     GUEST.with(|guest| {
         let guest = guest.borrow();
         let Some(guest) = guest.as_ref() else {
-            return Err(["internal".into(), "the guest was not pre-initialized".into(), String::new()]);
+            return Err([
+                "internal".into(),
+                "the guest was not pre-initialized".into(),
+                String::new(),
+            ]);
         };
         guest.context.with(|ctx| {
             let outcome = guest
@@ -252,7 +303,8 @@ fn run_task(name: String, args: String) -> Result<String, [String; 3]> {
                 Err(Error::WouldBlock) => {
                     return Err([
                         "task_error".into(),
-                        "the task's promise never settled (it awaits something that cannot happen)".into(),
+                        "the task's promise never settled (it awaits something that cannot happen)"
+                            .into(),
                         String::new(),
                     ]);
                 }
@@ -261,14 +313,25 @@ fn run_task(name: String, args: String) -> Result<String, [String; 3]> {
             if let Ok(Some(json)) = outcome.get::<_, Option<String>>("ok") {
                 return Ok(json);
             }
-            let field = |key: &str| outcome.get::<_, Option<String>>(key).ok().flatten().unwrap_or_default();
+            let field = |key: &str| {
+                outcome
+                    .get::<_, Option<String>>(key)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            };
             Err([field("error_type"), field("message"), field("traceback")])
         })
     })
 }
 
 #[unsafe(export_name = "run")]
-pub unsafe extern "C" fn run(name_ptr: *mut u8, name_len: usize, args_ptr: *mut u8, args_len: usize) -> *mut RunReturn {
+pub unsafe extern "C" fn run(
+    name_ptr: *mut u8,
+    name_len: usize,
+    args_ptr: *mut u8,
+    args_len: usize,
+) -> *mut RunReturn {
     // wasi-libc cached the preopen table and environ during init; exec-time grants differ.
     // SAFETY: plain libc calls with no arguments.
     unsafe {
@@ -276,7 +339,12 @@ pub unsafe extern "C" fn run(name_ptr: *mut u8, name_len: usize, args_ptr: *mut 
         __wasilibc_deinitialize_environ();
     }
     // SAFETY: the host passes strings it allocated with cabi_realloc.
-    let (name, args) = unsafe { (take_string(name_ptr, name_len), take_string(args_ptr, args_len)) };
+    let (name, args) = unsafe {
+        (
+            take_string(name_ptr, name_len),
+            take_string(args_ptr, args_len),
+        )
+    };
     let outcome = run_task(name, args);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -306,7 +374,9 @@ pub unsafe extern "C" fn cabi_post_run(ret: *mut RunReturn) {
         // SAFETY: see above.
         unsafe {
             if !ptr.is_null() {
-                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(*ptr, *len)));
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    *ptr, *len,
+                )));
                 *ptr = std::ptr::null_mut();
             }
         }

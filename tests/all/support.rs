@@ -1,0 +1,125 @@
+//! Shared setup: the binary, an isolated cache, and fixture bundles built once per test process.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+
+/// A cache directory for this test run: guest snapshots compile once, and the compiler's
+/// incremental cache is shared between the tests.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capsule-test-cache")
+}
+
+/// The task fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tasks")
+        .join(name)
+}
+
+/// The repository's examples.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// `capsule` with its own cache, no color, and a clean environment for the probe variable.
+pub fn capsule() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_capsule"));
+    command
+        .env("CAPSULE_CACHE_DIR", cache_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("CAPSULE_PROBE");
+    command
+}
+
+/// Where built fixture bundles go.
+fn bundles_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-bundles");
+    std::fs::create_dir_all(&dir).expect("create test-bundles");
+    dir
+}
+
+type Slot = Arc<OnceLock<PathBuf>>;
+static BUILT: LazyLock<Mutex<HashMap<PathBuf, Slot>>> = LazyLock::new(Mutex::default);
+
+/// Builds `source` with `capsule build -o` once per test process and returns the bundle path.
+pub fn bundle(source: &Path) -> PathBuf {
+    let slot = BUILT
+        .lock()
+        .expect("lock")
+        .entry(source.to_path_buf())
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        let name = format!(
+            "{}-{}.capsule",
+            source.file_stem().expect("stem").to_string_lossy(),
+            source.extension().expect("ext").to_string_lossy()
+        );
+        let out = bundles_dir().join(name);
+        let output = capsule()
+            .arg("build")
+            .arg(source)
+            .arg("-o")
+            .arg(&out)
+            .arg("--force")
+            .output()
+            .expect("spawn capsule");
+        assert_success(&output, "capsule build");
+        out
+    })
+    .clone()
+}
+
+/// Asserts exit 0, showing both streams otherwise.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `capsule exec BUNDLE --json [extra...]` and parses the one envelope on stdout.
+pub fn exec_json(bundle: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    exec_json_in(bundle, extra, None, &[])
+}
+
+/// As [`exec_json`], in directory `cwd` with extra environment variables.
+pub fn exec_json_in(
+    bundle: &Path,
+    extra: &[&str],
+    cwd: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (Option<i32>, Value) {
+    let mut command = capsule();
+    command.arg("exec").arg(bundle).arg("--json").args(extra);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("spawn capsule");
+    (output.status.code(), envelope(&output))
+}
+
+/// The single JSON document on stdout (fails if there is anything else).
+pub fn envelope(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stdout, got:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("stdout is not one JSON envelope ({e}):\n{stdout}"))
+}
