@@ -1,0 +1,3 @@
+import { task } from "capsule";
+
+export const main = task({}, () => ({ ok: true }));

@@ -1,0 +1,6 @@
+from capsule import task
+
+
+@task
+def main():
+    return {"ok": True}
