@@ -158,6 +158,7 @@ build_python() {
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -fuse-ld=lld \
     "$work/guest.o" "$work/wasi-compat.o" "$b/libpython3.11.a" "$b/Modules/_decimal/libmpdec/libmpdec.a" "$b/Modules/expat/libexpat.a" \
     -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm \
+    -Wl,--wrap=__wasi_fd_filestat_get -Wl,--wrap=__wasi_path_filestat_get -Wl,--wrap=__wasi_fd_readdir \
     -Wl,-z,stack-size=8388608 -Wl,--strip-debug -o "$work/guest.wasm"
 
   log "python: assembling the stdlib layer"

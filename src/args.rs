@@ -87,3 +87,69 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
         None => bail!("cannot find a cache directory: set CAPSULE_CACHE_DIR or HOME"),
     }
 }
+
+/// Which signers to trust.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrustArgs {
+    /// Trust bundles signed by this key: a `capsule-ed25519:...` public key or a file holding one
+    /// (repeatable). Also read: $CAPSULE_TRUST (keys or files, separated by commas or spaces) and
+    /// every `*.pub` file in $CAPSULE_TRUST_DIR (default ~/.config/capsule/trust).
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Vec<String>,
+
+    /// Run bundles that are unsigned or signed by an untrusted key (a warning is printed). A
+    /// signature that does not verify is refused regardless.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+impl TrustArgs {
+    /// The trust policy from the flags, the environment and the trust directory.
+    pub fn trust(&self) -> anyhow::Result<capsule_packager::sign::Trust> {
+        let mut sources: Vec<String> = self.trust.clone();
+        if let Ok(env) = std::env::var("CAPSULE_TRUST") {
+            sources.extend(
+                env.split([',', ' ', '\n'])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
+        }
+        let mut keys = Vec::new();
+        for source in &sources {
+            keys.push(read_public_key(source)?);
+        }
+        let dir = match std::env::var_os("CAPSULE_TRUST_DIR") {
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/capsule/trust"))
+            }
+        };
+        if let Some(dir) = dir.filter(|d| d.is_dir()) {
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot read the trust directory `{}`", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+                .collect();
+            files.sort();
+            for file in files {
+                keys.push(read_public_key(&file.to_string_lossy())?);
+            }
+        }
+        Ok(capsule_packager::sign::Trust::new(
+            keys,
+            self.allow_unsigned,
+        ))
+    }
+}
+
+/// A public key given inline or as a file.
+pub fn read_public_key(source: &str) -> anyhow::Result<capsule_packager::sign::PublicKey> {
+    use capsule_packager::sign::PublicKey;
+    if source.trim_start().starts_with("capsule-ed25519:") {
+        return Ok(PublicKey::parse(source)?);
+    }
+    let text = std::fs::read_to_string(source).with_context(|| {
+        format!("`{source}` is neither a `capsule-ed25519:` public key nor a readable key file")
+    })?;
+    PublicKey::parse(&text).with_context(|| format!("in key file `{source}`"))
+}

@@ -3,9 +3,13 @@
 mod build;
 mod exec;
 mod inspect;
+mod keygen;
 mod run;
+mod verify;
 
 pub use build::BuildCommand;
 pub use exec::ExecCommand;
 pub use inspect::InspectCommand;
+pub use keygen::KeygenCommand;
 pub use run::RunCommand;
+pub use verify::VerifyCommand;

@@ -18,6 +18,8 @@ enum Cli {
     Exec(commands::ExecCommand),
     Run(commands::RunCommand),
     Inspect(commands::InspectCommand),
+    Keygen(commands::KeygenCommand),
+    Verify(commands::VerifyCommand),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
         Cli::Exec(c) => c.execute(),
         Cli::Run(c) => c.execute(),
         Cli::Inspect(c) => c.execute(),
+        Cli::Keygen(c) => c.execute(),
+        Cli::Verify(c) => c.execute(),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -12,7 +12,7 @@
 //! use capsule_compiler::{Compiler, TaskSource};
 //! let source = TaskSource::read("hello.py".as_ref())?;
 //! let bundle = Compiler::new("/tmp/capsule-cache".into()).compile(&source)?;
-//! std::fs::write("hello.capsule", bundle.to_bytes()?)?;
+//! std::fs::write("hello.capsule", bundle.to_bytes(None)?)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -31,6 +31,7 @@ use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::{
     self, BlobEntry, GuestInfo, LayerEntry, Manifest, SourceInfo, TargetEntry,
 };
+use capsule_packager::sign::SecretKey;
 use capsule_packager::{Digest, archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -91,11 +92,13 @@ pub struct CompiledBundle {
 }
 
 impl CompiledBundle {
-    /// The bundle file's bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+    /// The bundle file's bytes, signed with `key` if given.
+    pub fn to_bytes(&self, key: Option<&SecretKey>) -> Result<Vec<u8>, Error> {
+        let signature = key.map(|k| k.sign(&self.manifest.to_bytes()));
         Ok(archive::write_bundle(
             &self.manifest,
             &self.blobs,
+            signature.as_ref(),
             self.mtime,
         )?)
     }

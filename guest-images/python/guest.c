@@ -21,6 +21,64 @@ extern void __wasilibc_deinitialize_environ(void);
 
 #define STDLIB_DIR L"/usr/local/lib/python3.11"
 
+/* ---- reproducible snapshots ------------------------------------------------------------------
+ * During init the interpreter stats and lists the stdlib layer. The host reports inode, device,
+ * access and change times that differ with every unpacking of the layer, and copies of them stay
+ * in memory (stat results, freed blocks, stack) that Wizer snapshots. Linked with
+ * `--wrap=__wasi_{fd_filestat_get,path_filestat_get,fd_readdir}`, these wrappers scrub those
+ * fields while `scrub_metadata` is set (init only); mtimes are already fixed by the layer store. */
+#include <stddef.h>
+#include <wasi/api.h>
+
+static int scrub_metadata = 0;
+
+__wasi_errno_t __real___wasi_fd_filestat_get(__wasi_fd_t fd, __wasi_filestat_t *out);
+__wasi_errno_t __real___wasi_path_filestat_get(__wasi_fd_t fd, __wasi_lookupflags_t flags, const char *path,
+                                               __wasi_filestat_t *out);
+__wasi_errno_t __real___wasi_fd_readdir(__wasi_fd_t fd, uint8_t *buf, __wasi_size_t len, __wasi_dircookie_t cookie,
+                                        __wasi_size_t *used);
+
+static void scrub_filestat(__wasi_filestat_t *stat) {
+    stat->dev = 0;
+    stat->ino = 0;
+    stat->atim = stat->mtim;
+    stat->ctim = stat->mtim;
+}
+
+__wasi_errno_t __wrap___wasi_fd_filestat_get(__wasi_fd_t fd, __wasi_filestat_t *out) {
+    __wasi_errno_t error = __real___wasi_fd_filestat_get(fd, out);
+    if (error == 0 && scrub_metadata) scrub_filestat(out);
+    return error;
+}
+
+__wasi_errno_t __wrap___wasi_path_filestat_get(__wasi_fd_t fd, __wasi_lookupflags_t flags, const char *path,
+                                               __wasi_filestat_t *out) {
+    __wasi_errno_t error = __real___wasi_path_filestat_get(fd, flags, path, out);
+    if (error == 0 && scrub_metadata) scrub_filestat(out);
+    return error;
+}
+
+/* Directory entries carry inode numbers: zero them (the entries are otherwise unchanged). */
+__wasi_errno_t __wrap___wasi_fd_readdir(__wasi_fd_t fd, uint8_t *buf, __wasi_size_t len, __wasi_dircookie_t cookie,
+                                        __wasi_size_t *used) {
+    __wasi_errno_t error = __real___wasi_fd_readdir(fd, buf, len, cookie, used);
+    if (error != 0 || !scrub_metadata) return error;
+    size_t at = 0;
+    while (at < *used) {
+        /* The last entry may be cut off by the buffer's end: scrub whatever part of d_ino is there. */
+        size_t ino_at = at + offsetof(__wasi_dirent_t, d_ino);
+        if (ino_at < *used) {
+            size_t n = *used - ino_at < sizeof(__wasi_inode_t) ? *used - ino_at : sizeof(__wasi_inode_t);
+            memset(buf + ino_at, 0, n);
+        }
+        if (at + sizeof(__wasi_dirent_t) > *used) break;
+        __wasi_dirent_t entry;
+        memcpy(&entry, buf + at, sizeof entry);
+        at += sizeof entry + entry.d_namlen;
+    }
+    return error;
+}
+
 /* ---- `_capsule_host`: what the SDK needs from C ------------------------------------------ */
 
 extern char **environ;
@@ -119,6 +177,7 @@ static PyObject *read_stdin(void) {
 
 __attribute__((export_name("wizer.initialize")))
 void wizer_initialize(void) {
+    scrub_metadata = 1;
     start_interpreter();
     PyObject *guest = PyImport_ImportModule("capsule._guest");
     if (!guest) die("cannot import the capsule SDK");
@@ -138,6 +197,7 @@ void wizer_initialize(void) {
     Py_DECREF(source);
     Py_DECREF(load);
     Py_DECREF(guest);
+    scrub_metadata = 0;
 }
 
 /* ---- canonical ABI ---------------------------------------------------------------------- */

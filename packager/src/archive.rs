@@ -1,12 +1,14 @@
 //! Writing bundles reproducibly and reading them defensively.
 //!
-//! Layout: `manifest.json` first, then `blobs/sha256/<hex>` in digest order, as a ustar archive with
+//! Layout: `manifest.json` first, `signature.json` second when the bundle is signed, then
+//! `blobs/sha256/<hex>` in digest order, as a ustar archive with
 //! fixed modes, owners and mtimes, compressed by zstd at a fixed level. The reader trusts nothing:
 //! every entry, the manifest and the decompressed total have size caps; links, directories,
 //! unexpected names and duplicates are refused; every blob is hashed and compared with its name and
 //! with the manifest before a caller can see it.
 
 use crate::manifest::Manifest;
+use crate::sign::{SIGNATURE_ENTRY, Signature};
 use crate::{Digest, Error};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,11 +19,12 @@ pub const MANIFEST_ENTRY: &str = "manifest.json";
 /// zstd level: fixed so builds are reproducible; 9 keeps a Python bundle's build under a second.
 const ZSTD_LEVEL: i32 = 9;
 
-/// Writes a bundle holding `manifest` and `blobs`. `mtime` is the timestamp stored on every entry
+/// Writes a bundle holding `manifest`, its `signature` if any, and `blobs`. `mtime` is the timestamp stored on every entry
 /// (`SOURCE_DATE_EPOCH`, or 0).
 pub fn write_bundle(
     manifest: &Manifest,
     blobs: &BTreeMap<Digest, Vec<u8>>,
+    signature: Option<&Signature>,
     mtime: u64,
 ) -> Result<Vec<u8>, Error> {
     let io = |e: std::io::Error| Error::Malformed(format!("cannot assemble the archive: {e}"));
@@ -39,6 +42,9 @@ pub fn write_bundle(
         tar.append_data(&mut header, name, data)
     };
     append(MANIFEST_ENTRY, &manifest.to_bytes()).map_err(io)?;
+    if let Some(signature) = signature {
+        append(SIGNATURE_ENTRY, &signature.to_bytes()).map_err(io)?;
+    }
     for (digest, data) in blobs {
         append(&digest.entry_name(), data).map_err(io)?;
     }
@@ -65,8 +71,10 @@ impl Default for ReadLimits {
         ReadLimits {
             max_bundle_bytes: 1 << 30,
             max_manifest_bytes: 1 << 20,
-            max_entry_bytes: 512 << 20,
-            max_total_bytes: 2 << 30,
+            // A two-target Python bundle is about 75 MB unpacked; these leave room without letting
+            // a decompression bomb take gigabytes of memory.
+            max_entry_bytes: 256 << 20,
+            max_total_bytes: 512 << 20,
             max_entries: 64,
         }
     }
@@ -79,7 +87,35 @@ pub struct Bundle {
     pub manifest: Manifest,
     /// The manifest's bytes as stored (what a signature covers).
     pub manifest_bytes: Vec<u8>,
+    /// The signature, if the bundle is signed (checked by the caller's trust policy).
+    pub signature: Option<Signature>,
     blobs: BTreeMap<Digest, Vec<u8>>,
+}
+
+/// A bundle that passed the archive's structural checks and whose manifest parsed; its signature
+/// must be checked next, then [`UnverifiedBundle::verify_blobs`] hashes every blob.
+#[derive(Debug)]
+pub struct UnverifiedBundle {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// The manifest's bytes as stored (what a signature covers).
+    pub manifest_bytes: Vec<u8>,
+    /// The signature entry, if present.
+    pub signature: Option<Signature>,
+    entries: BTreeMap<Digest, Vec<u8>>,
+}
+
+impl UnverifiedBundle {
+    /// Checks that the entries are exactly the manifest's blobs, each with the right digest.
+    pub fn verify_blobs(self) -> Result<Bundle, Error> {
+        let blobs = verify_blobs(&self.manifest, self.entries)?;
+        Ok(Bundle {
+            manifest: self.manifest,
+            manifest_bytes: self.manifest_bytes,
+            signature: self.signature,
+            blobs,
+        })
+    }
 }
 
 impl Bundle {
@@ -107,25 +143,41 @@ impl BundleReader {
         self.read_bytes(&bytes)
     }
 
-    /// Reads and verifies a bundle held in memory.
+    /// Reads and verifies (every blob's digest, not the signature) a bundle held in memory.
     pub fn read_bytes(&self, bytes: &[u8]) -> Result<Bundle, Error> {
-        let (manifest_bytes, entries) = self.unpack(bytes)?;
+        self.read_unverified(bytes)?.verify_blobs()
+    }
+
+    /// Unpacks a bundle under the caps and parses its manifest and signature entry; no blob has
+    /// been hashed yet.
+    pub fn read_unverified(&self, bytes: &[u8]) -> Result<UnverifiedBundle, Error> {
+        let (manifest_bytes, signature, entries) = self.unpack(bytes)?;
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
-        let blobs = verify_blobs(&manifest, entries)?;
-        Ok(Bundle {
+        let signature = signature.map(|s| Signature::from_bytes(&s)).transpose()?;
+        Ok(UnverifiedBundle {
             manifest,
             manifest_bytes,
-            blobs,
+            signature,
+            entries,
         })
     }
 
-    /// Splits the archive into the manifest bytes and the blob entries, enforcing the caps.
-    fn unpack(&self, bytes: &[u8]) -> Result<(Vec<u8>, BTreeMap<Digest, Vec<u8>>), Error> {
+    /// Splits the archive into the manifest bytes, the signature bytes and the blob entries,
+    /// enforcing the caps.
+    #[expect(
+        clippy::type_complexity,
+        reason = "a private helper's three parts, named at the one call site"
+    )]
+    fn unpack(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>, BTreeMap<Digest, Vec<u8>>), Error> {
         let bad = |m: String| Error::Malformed(m);
         let decoder = zstd::stream::Decoder::new(bytes)
             .map_err(|e| bad(format!("not a zstd stream: {e}")))?;
         let mut archive = tar::Archive::new(decoder);
         let mut manifest = None;
+        let mut signature = None;
         let mut blobs = BTreeMap::new();
         let mut total = 0u64;
         let entries = archive
@@ -146,7 +198,8 @@ impl BundleReader {
                     name.escape_debug()
                 )));
             }
-            let cap = if index == 0 {
+            let is_signature = index == 1 && name == SIGNATURE_ENTRY;
+            let cap = if index == 0 || is_signature {
                 self.limits.max_manifest_bytes
             } else {
                 self.limits.max_entry_bytes
@@ -191,6 +244,10 @@ impl BundleReader {
                 manifest = Some(data);
                 continue;
             }
+            if is_signature {
+                signature = Some(data);
+                continue;
+            }
             let digest = name
                 .strip_prefix("blobs/sha256/")
                 .and_then(Digest::parse)
@@ -203,7 +260,7 @@ impl BundleReader {
             }
         }
         let manifest = manifest.ok_or_else(|| bad("the archive is empty".into()))?;
-        Ok((manifest, blobs))
+        Ok((manifest, signature, blobs))
     }
 }
 

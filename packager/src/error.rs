@@ -32,6 +32,12 @@ pub enum Error {
         /// Digest of the bytes found.
         actual: String,
     },
+    /// A key is malformed.
+    #[error("{0}")]
+    Key(String),
+    /// A signature is missing, malformed, invalid or by an untrusted key.
+    #[error("signature check failed: {0}")]
+    Signature(String),
     /// A task's declared configuration has a bad value.
     #[error("task `{task}`: invalid `{field}`: {message}")]
     Policy {

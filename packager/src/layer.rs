@@ -1,7 +1,9 @@
 //! Unpacking a verified filesystem layer into a runner-owned, content-addressed store.
 //!
 //! A layer (e.g. the Python stdlib) is unpacked once per digest into `<store>/layers/<hex>/`, made
-//! read-only, and reused by every bundle that names the same digest. The directory is only renamed
+//! read-only, and reused by every bundle that names the same digest. Every file and directory gets
+//! the same fixed timestamp (the epoch): guests cache directory timestamps (CPython's import
+//! system does), and a snapshot must not depend on when a layer happened to be unpacked. The directory is only renamed
 //! into place once complete, so a crashed unpack is never mistaken for a good one.
 
 use crate::{Digest, Error};
@@ -9,17 +11,21 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+/// Where layers are unpacked. (Renamed when the unpacked form changes, so old unpackings are not
+/// reused: v2 fixed every timestamp.)
+const LAYERS_DIR: &str = "layers-v2";
+
 /// Cap on a layer's unpacked size.
 const MAX_LAYER_BYTES: u64 = 1 << 30;
 
 /// Returns the directory holding layer `digest`, unpacking `blob` (already verified to hash to
 /// `digest`) if it is not in the store yet.
 pub fn materialize(store: &Path, digest: &Digest, blob: &[u8]) -> Result<PathBuf, Error> {
-    let dir = store.join("layers").join(digest.hex());
+    let dir = store.join(LAYERS_DIR).join(digest.hex());
     if dir.is_dir() {
         return Ok(dir);
     }
-    let parent = store.join("layers");
+    let parent = store.join(LAYERS_DIR);
     fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
     let staging = parent.join(format!(".{}.{}", digest.hex(), std::process::id()));
     let _ = fs::remove_dir_all(&staging);
@@ -37,7 +43,7 @@ pub fn materialize(store: &Path, digest: &Digest, blob: &[u8]) -> Result<PathBuf
 
 /// Path of layer `digest` in `store`, if it has been materialized.
 pub fn lookup(store: &Path, digest: &Digest) -> Option<PathBuf> {
-    let dir = store.join("layers").join(digest.hex());
+    let dir = store.join(LAYERS_DIR).join(digest.hex());
     dir.is_dir().then_some(dir)
 }
 
@@ -86,7 +92,7 @@ fn unpack(blob: &[u8], into: &Path) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    fix_timestamps(into)
 }
 
 fn set_read_only(path: &Path) -> Result<(), Error> {
@@ -95,4 +101,24 @@ fn set_read_only(path: &Path) -> Result<(), Error> {
         .permissions();
     perms.set_readonly(true);
     fs::set_permissions(path, perms).map_err(|e| Error::io("chmod", path, e))
+}
+
+/// Sets the modification time of everything under `dir` (and `dir`) to the epoch; directories
+/// after their contents, since creating a file touches its directory.
+fn fix_timestamps(dir: &Path) -> Result<(), Error> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let path = entry.map_err(|e| Error::io("list", dir, e))?.path();
+        if path.is_dir() {
+            fix_timestamps(&path)?;
+        } else {
+            set_epoch_mtime(&path)?;
+        }
+    }
+    set_epoch_mtime(dir)
+}
+
+fn set_epoch_mtime(path: &Path) -> Result<(), Error> {
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(std::time::UNIX_EPOCH))
+        .map_err(|e| Error::io("set the timestamp of", path, e))
 }

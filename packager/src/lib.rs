@@ -12,6 +12,7 @@
 //! - [`archive`]: writing bundles byte-for-byte reproducibly, and reading them with hard caps;
 //! - [`engine`]: the one wasmtime `Config` shared by the compiler and the runner, and the
 //!   compatibility fingerprint recorded per target;
+//! - [`sign`]: Ed25519 keys and the signature over a manifest;
 //! - [`layer`]: unpacking a verified layer into a runner-owned content store.
 //!
 //! It depends on no other Capsule crate, so the runner stays small.
@@ -31,6 +32,7 @@ mod error;
 pub mod layer;
 pub mod manifest;
 pub mod policy;
+pub mod sign;
 
 pub use digest::Digest;
 pub use error::Error;

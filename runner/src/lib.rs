@@ -2,7 +2,8 @@
 //!
 //! [`Runner::open`] reads a bundle with the packager's hardened reader (every blob's sha256 is
 //! checked against the manifest before anything else looks at it), picks the `.cwasm` whose engine
-//! fingerprint matches this runner's engine, and only then deserializes it. [`LoadedBundle::call`]
+//! fingerprint matches this runner's engine, and only then deserializes it. The signature is
+//! checked against the caller's [`capsule_packager::sign::Trust`] before any blob is hashed. [`LoadedBundle::call`]
 //! runs a task in a fresh instance per attempt: fuel for `compute`, a resource limiter for `ram`,
 //! epoch interruption for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
 //! context that grants nothing by default: no files but read-only guest layers, only the declared
@@ -10,9 +11,11 @@
 //! the result. The outcome is an [`Envelope`].
 //!
 //! ```no_run
+//! use capsule_packager::sign::{PublicKey, Trust};
 //! use capsule_runner::{CallOptions, Runner};
+//! let trust = Trust::new(vec![PublicKey::parse("capsule-ed25519:…").unwrap()], false);
 //! let runner = Runner::new("/tmp/capsule-store".into())?;
-//! let bundle = runner.open("hello.capsule".as_ref())?;
+//! let bundle = runner.open("hello.capsule".as_ref(), &trust)?;
 //! let envelope = bundle.call(&CallOptions::entry(r#"{"args": ["world"]}"#))?;
 //! println!("{}", serde_json::to_string(&envelope).unwrap());
 //! # Ok::<(), capsule_runner::Error>(())

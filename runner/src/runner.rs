@@ -8,6 +8,7 @@ use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::TargetEntry;
 use capsule_packager::policy::FileMode;
+use capsule_packager::sign::{Signer, Trust};
 use capsule_packager::{Digest, Manifest, Policy, layer};
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub struct Runner {
 pub struct LoadedBundle {
     engine: Engine,
     manifest: Manifest,
+    signer: Signer,
     component: Component,
     linker: Linker<AttemptState>,
     layers: Vec<(PathBuf, String)>,
@@ -66,9 +68,9 @@ impl Runner {
     }
 
     /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
-    /// every blob's sha256 → engine compatibility → only then native code is deserialized. A bundle
+    /// signature against `trust` → every blob's sha256 → engine compatibility → only then native code is deserialized. A bundle
     /// whose exact bytes were verified before is loaded from the runner's store.
-    pub fn open(&self, path: &Path) -> Result<LoadedBundle, Error> {
+    pub fn open(&self, path: &Path, trust: &Trust) -> Result<LoadedBundle, Error> {
         let limits = ReadLimits::default();
         let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
         let bundle_digest = Digest::of(&bytes);
@@ -78,10 +80,12 @@ impl Runner {
                 std::env::consts::ARCH
             ))
         })?;
-        if let Some(loaded) = self.open_verified_before(&bundle_digest, &host)? {
+        if let Some(loaded) = self.open_verified_before(&bundle_digest, &host, trust)? {
             return Ok(loaded);
         }
-        let bundle = BundleReader::new(limits).read_bytes(&bytes)?;
+        let unverified = BundleReader::new(limits).read_unverified(&bytes)?;
+        let signer = trust.check(&unverified.manifest_bytes, unverified.signature.as_ref())?;
+        let bundle = unverified.verify_blobs()?;
         let manifest = bundle.manifest.clone();
         let entry = select_target(&manifest, &host)?;
         let cwasm = bundle
@@ -101,11 +105,13 @@ impl Runner {
         }
         // Remember the verification; a store that cannot be written only costs speed.
         if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
-            let _ = self
-                .store
-                .record_bundle(&bundle_digest, &bundle.manifest_bytes);
+            let _ = self.store.record_bundle(
+                &bundle_digest,
+                &bundle.manifest_bytes,
+                bundle.signature.as_ref(),
+            );
         }
-        self.loaded(manifest, component, layers)
+        self.loaded(manifest, signer, component, layers)
     }
 
     /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
@@ -113,10 +119,12 @@ impl Runner {
         &self,
         bundle: &Digest,
         host: &Target,
+        trust: &Trust,
     ) -> Result<Option<LoadedBundle>, Error> {
-        let Some(manifest_bytes) = self.store.verified_manifest(bundle) else {
+        let Some((manifest_bytes, signature)) = self.store.verified_manifest(bundle) else {
             return Ok(None);
         };
+        let signer = trust.check(&manifest_bytes, signature.as_ref())?;
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
         let entry = select_target(&manifest, host)?;
         let Some(cwasm) = self.store.blob_path(&entry.cwasm) else {
@@ -133,12 +141,13 @@ impl Runner {
         // checked against a manifest; wasmtime checks version and settings again here.
         let component = unsafe { Component::deserialize_file(&self.engine, &cwasm) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
-        self.loaded(manifest, component, layers).map(Some)
+        self.loaded(manifest, signer, component, layers).map(Some)
     }
 
     fn loaded(
         &self,
         manifest: Manifest,
+        signer: Signer,
         component: Component,
         layers: Vec<(PathBuf, String)>,
     ) -> Result<LoadedBundle, Error> {
@@ -146,6 +155,7 @@ impl Runner {
         Ok(LoadedBundle {
             engine: self.engine.clone(),
             manifest,
+            signer,
             component,
             linker,
             layers,
@@ -175,6 +185,11 @@ impl LoadedBundle {
     /// The bundle's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Who signed the bundle.
+    pub fn signer(&self) -> Signer {
+        self.signer
     }
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.

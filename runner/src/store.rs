@@ -4,8 +4,9 @@
 //! Layout under the store directory (created `0700`; files are written once, atomically, and made
 //! read-only; every name is a sha256):
 //!
-//! - `bundles/<sha256 of the bundle file>`: the digest of that bundle's manifest, written only
-//!   after every blob of the bundle matched its manifest;
+//! - `bundles/<sha256 of the bundle file>`: the digest of that bundle's manifest and its signature
+//!   entry, written only after every blob of the bundle matched its manifest (the signature is
+//!   checked again, against the trust of the moment, at every use);
 //! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles;
 //! - `layers/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
 //!
@@ -15,6 +16,8 @@
 
 use crate::Error;
 use capsule_packager::Digest;
+use capsule_packager::sign::Signature;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,12 +52,13 @@ impl Store {
         path.is_file().then_some(path)
     }
 
-    /// The manifest bytes recorded for the bundle whose file hashes to `bundle`, re-verified.
-    pub fn verified_manifest(&self, bundle: &Digest) -> Option<Vec<u8>> {
-        let index = fs::read_to_string(self.root.join("bundles").join(bundle.hex())).ok()?;
-        let manifest_digest = Digest::parse(index.trim())?;
-        let bytes = fs::read(self.blob_path(&manifest_digest)?).ok()?;
-        (Digest::of(&bytes) == manifest_digest).then_some(bytes)
+    /// The manifest bytes (re-hashed) and signature recorded for the bundle whose file hashes to
+    /// `bundle`.
+    pub fn verified_manifest(&self, bundle: &Digest) -> Option<(Vec<u8>, Option<Signature>)> {
+        let index = fs::read(self.root.join("bundles").join(bundle.hex())).ok()?;
+        let index: IndexEntry = serde_json::from_slice(&index).ok()?;
+        let bytes = fs::read(self.blob_path(&index.manifest)?).ok()?;
+        (Digest::of(&bytes) == index.manifest).then_some((bytes, index.signature))
     }
 
     /// Stores a verified blob; returns its path.
@@ -66,14 +70,23 @@ impl Store {
         Ok(path)
     }
 
-    /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest.
-    pub fn record_bundle(&self, bundle: &Digest, manifest_bytes: &[u8]) -> Result<(), Error> {
+    /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest and
+    /// signature entry.
+    pub fn record_bundle(
+        &self,
+        bundle: &Digest,
+        manifest_bytes: &[u8],
+        signature: Option<&Signature>,
+    ) -> Result<(), Error> {
         let manifest = Digest::of(manifest_bytes);
         self.put_blob(&manifest, manifest_bytes)?;
-        self.write_once(
-            &self.root.join("bundles").join(bundle.hex()),
-            manifest.to_string().as_bytes(),
-        )
+        let index = IndexEntry {
+            manifest,
+            signature: signature.cloned(),
+        };
+        let text = serde_json::to_vec(&index)
+            .map_err(|e| Error::Internal(format!("cannot encode the store index: {e}")))?;
+        self.write_once(&self.root.join("bundles").join(bundle.hex()), &text)
     }
 
     fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -95,6 +108,13 @@ impl Store {
         fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
         fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))
     }
+}
+
+/// `bundles/<hex>`.
+#[derive(Serialize, Deserialize)]
+struct IndexEntry {
+    manifest: Digest,
+    signature: Option<Signature>,
 }
 
 fn create_private_dir(path: &Path) -> Result<(), Error> {

@@ -3,6 +3,7 @@ use crate::config::ProjectConfig;
 use crate::report::{EXIT_TASK_FAILED, EXIT_USAGE, Refusal};
 use anyhow::{Context, bail};
 use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, TaskSource};
+use capsule_packager::sign::SecretKey;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,9 +29,18 @@ pub struct BuildCommand {
     /// Replace OUT even if it is not a Capsule bundle.
     #[arg(long)]
     force: bool,
+
+    /// Sign the bundle with this secret key (from `capsule keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+
+    /// Build a second time with a fresh compilation cache and fail unless both bundles are
+    /// byte-identical.
+    #[arg(long)]
+    check_reproducible: bool,
 }
 
-const BUILD_HELP: &str = "Examples:\n  capsule build task.py --export\n  capsule build task.js -o dist/task.capsule\n\n\
+const BUILD_HELP: &str = "Examples:\n  capsule build task.py --export\n  capsule build task.py --export --sign ci.key\n  capsule build task.js -o dist/task.capsule\n\n\
 Compute levels (wasmtime fuel): LOW = 1e9, MEDIUM = 1e10, HIGH = 1e11, or a fuel count.\n\
 Build time: SOURCE_DATE_EPOCH sets the timestamps in the bundle (default 0), so builds are reproducible.\n\n\
 Exit status:\n  0  built\n  1  the build failed (your module raised at build time, toolchain failure)\n  \
@@ -39,9 +49,15 @@ Exit status:\n  0  built\n  1  the build failed (your module raised at build tim
 impl BuildCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let file = resolve_task_file(self.file.as_deref())?;
+        let key = self.sign.as_deref().map(read_secret_key).transpose()?;
         let started = Instant::now();
-        let bundle = compile(&file)?;
-        let bytes = bundle.to_bytes().context("cannot write the bundle")?;
+        let bundle = compile(&file, None)?;
+        let bytes = bundle
+            .to_bytes(key.as_ref())
+            .context("cannot write the bundle")?;
+        if self.check_reproducible {
+            check_reproducible(&file, &bytes, key.as_ref())?;
+        }
         let out = match (&self.output, self.export) {
             (Some(out), _) => out.clone(),
             (None, true) => file.with_extension("capsule"),
@@ -76,8 +92,40 @@ pub fn resolve_task_file(file: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Compiles `file` with the defaults of the `capsule.toml` beside it.
-pub fn compile(file: &Path) -> anyhow::Result<CompiledBundle> {
+fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the signing key `{}`", path.display()))?;
+    SecretKey::parse(&text).with_context(|| format!("`{}` is not a signing key", path.display()))
+}
+
+/// Builds `file` again from a cold compilation cache and compares.
+fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>) -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!("capsule-reproducible-{}", std::process::id()));
+    let second = compile(file, Some(&scratch)).and_then(|b| Ok(b.to_bytes(key)?));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let second = second?;
+    let digest = |b: &[u8]| capsule_packager::Digest::of(b);
+    if first != second.as_slice() {
+        return Err(Refusal {
+            message: format!(
+                "the build is not reproducible: two builds gave {} and {}",
+                digest(first),
+                digest(&second)
+            ),
+            code: EXIT_TASK_FAILED,
+        }
+        .into());
+    }
+    eprintln!(
+        "reproducible: two builds (the second from a cold cache) gave {}",
+        digest(first)
+    );
+    Ok(())
+}
+
+/// Compiles `file` with the defaults of the `capsule.toml` beside it; `cache` overrides the
+/// compiler's cache directory.
+pub fn compile(file: &Path, cache: Option<&Path>) -> anyhow::Result<CompiledBundle> {
     let source = TaskSource::read(file).map_err(compile_error)?;
     let project_dir = file
         .parent()
@@ -99,7 +147,11 @@ pub fn compile(file: &Path) -> anyhow::Result<CompiledBundle> {
             .with_context(|| format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`"))?,
         Err(_) => 0,
     };
-    let bundle = Compiler::new(cache_dir()?.join("compiler"))
+    let cache = match cache {
+        Some(dir) => dir.to_path_buf(),
+        None => cache_dir()?.join("compiler"),
+    };
+    let bundle = Compiler::new(cache)
         .defaults(defaults)
         .source_date_epoch(epoch)
         .compile(&source)

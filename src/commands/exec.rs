@@ -1,5 +1,6 @@
-use crate::args::{OutputArgs, TaskArgs, cache_dir};
+use crate::args::{OutputArgs, TaskArgs, TrustArgs, cache_dir};
 use crate::report::{self, EXIT_USAGE, Refusal};
+use capsule_packager::sign::{Signer, Trust};
 use capsule_runner::{CallOptions, Envelope, Runner};
 use std::path::{Path, PathBuf};
 
@@ -18,27 +19,41 @@ pub struct ExecCommand {
 
     #[command(flatten)]
     output: OutputArgs,
+
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
-const EXEC_HELP: &str = "Examples:\n  capsule exec hello.capsule -- world\n  capsule exec hello.capsule --json --args-json '{\"kwargs\": {\"name\": \"x\"}}'\n\n\
+const EXEC_HELP: &str = "Examples:\n  capsule exec hello.capsule --trust ci.key.pub -- world\n  capsule exec hello.capsule --allow-unsigned -- world\n  capsule exec hello.capsule --json --args-json '{\"kwargs\": {\"name\": \"x\"}}'\n\n\
 Exit status:\n  0  the task succeeded\n  1  the task ran and failed (exception, timeout, out of fuel, memory limit)\n  \
 2  usage error\n  3  bundle invalid, tampered with or incompatible (nothing was executed)";
 
 impl ExecCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
-        exec_bundle(&self.bundle, &self.task, &self.output)
+        let trust = self.trust.trust()?;
+        exec_bundle(&self.bundle, &self.task, &self.output, &trust, true)
     }
 }
 
 /// Opens, verifies and runs `bundle`; shared with `capsule run`.
-pub fn exec_bundle(bundle: &Path, task: &TaskArgs, output: &OutputArgs) -> anyhow::Result<u8> {
+/// `warn_unsigned`: say on stderr when an unsigned or untrusted bundle runs.
+pub fn exec_bundle(
+    bundle: &Path,
+    task: &TaskArgs,
+    output: &OutputArgs,
+    trust: &Trust,
+    warn_unsigned: bool,
+) -> anyhow::Result<u8> {
     let request = task.request_json().map_err(|e| Refusal {
         message: format!("{e:#}"),
         code: EXIT_USAGE,
     })?;
     let runner = Runner::new(cache_dir()?.join("store"))?;
     let task_name = task.task.clone().unwrap_or_default();
-    let outcome = runner.open(bundle).and_then(|loaded| {
+    let outcome = runner.open(bundle, trust).and_then(|loaded| {
+        if warn_unsigned {
+            warn_if_unsigned(bundle, loaded.signer());
+        }
         loaded.call(&CallOptions {
             task: task.task.clone(),
             args_json: request,
@@ -76,4 +91,19 @@ fn describe(error: &capsule_runner::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+fn warn_if_unsigned(bundle: &Path, signer: Signer) {
+    match signer {
+        Signer::Trusted(_) => {}
+        Signer::Untrusted(key) => eprintln!(
+            "warning: `{}` is signed by untrusted key {}; running it because of --allow-unsigned",
+            bundle.display(),
+            key.key_id()
+        ),
+        Signer::Unsigned => eprintln!(
+            "warning: `{}` is not signed; running it because of --allow-unsigned",
+            bundle.display()
+        ),
+    }
 }

@@ -88,7 +88,13 @@ impl InspectCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        println!("signature: none (unsigned)");
+        match &bundle.signature {
+            None => println!("signature: none (unsigned)"),
+            Some(signature) => match signature.verify(&bundle.manifest_bytes) {
+                Ok(key) => println!("signature: valid, by {} ({key})", key.key_id()),
+                Err(e) => println!("signature: INVALID ({e})"),
+            },
+        }
         Ok(0)
     }
 }

@@ -1,6 +1,8 @@
 //! Issue 3: `capsule build` / `exec` / `run` / `inspect` through the real binary.
 
-use crate::support::{assert_success, bundle, capsule, envelope, example, exec_json, fixture};
+use crate::support::{
+    assert_success, bundle, capsule, envelope, example, exec_json, fixture, test_key,
+};
 use serde_json::json;
 
 #[test]
@@ -158,9 +160,12 @@ fn guest_output_never_corrupts_the_envelope() {
 
 #[test]
 fn human_output_shows_the_result_and_exit_code() {
+    let trust = &test_key().1;
     let output = capsule()
         .arg("exec")
         .arg(bundle(&example("hello.py")))
+        .arg("--trust")
+        .arg(trust)
         .args(["--", "Ada"])
         .output()
         .expect("spawn");
@@ -169,6 +174,8 @@ fn human_output_shows_the_result_and_exit_code() {
     let output = capsule()
         .arg("exec")
         .arg(bundle(&fixture("raises.py")))
+        .arg("--trust")
+        .arg(trust)
         .output()
         .expect("spawn");
     assert_eq!(output.status.code(), Some(1));

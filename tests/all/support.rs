@@ -43,10 +43,33 @@ fn bundles_dir() -> PathBuf {
     dir
 }
 
+/// A signing key made with `capsule keygen` once per test process: (secret, public) key files.
+pub fn test_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    KEY.get_or_init(|| make_key("test"))
+}
+
+/// A fresh key pair named `name` (unique to this process).
+pub fn make_key(name: &str) -> (PathBuf, PathBuf) {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create key dir");
+    let secret = dir.join(format!("{name}.key"));
+    let output = capsule()
+        .arg("keygen")
+        .arg("-o")
+        .arg(&secret)
+        .output()
+        .expect("spawn keygen");
+    assert_success(&output, "capsule keygen");
+    let public = dir.join(format!("{name}.key.pub"));
+    (secret, public)
+}
+
 type Slot = Arc<OnceLock<PathBuf>>;
 static BUILT: LazyLock<Mutex<HashMap<PathBuf, Slot>>> = LazyLock::new(Mutex::default);
 
-/// Builds `source` with `capsule build -o` once per test process and returns the bundle path.
+/// Builds `source` with `capsule build -o --sign` (the test key) once per test process and returns the bundle path.
 pub fn bundle(source: &Path) -> PathBuf {
     let slot = BUILT
         .lock()
@@ -67,6 +90,8 @@ pub fn bundle(source: &Path) -> PathBuf {
             .arg("-o")
             .arg(&out)
             .arg("--force")
+            .arg("--sign")
+            .arg(&test_key().0)
             .output()
             .expect("spawn capsule");
         assert_success(&output, "capsule build");
@@ -86,7 +111,7 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// Runs `capsule exec BUNDLE --json [extra...]` and parses the one envelope on stdout.
+/// Runs `capsule exec BUNDLE --json --trust TEST_KEY [extra...]` and parses the one envelope on stdout.
 pub fn exec_json(bundle: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     exec_json_in(bundle, extra, None, &[])
 }
@@ -99,7 +124,13 @@ pub fn exec_json_in(
     env: &[(&str, &str)],
 ) -> (Option<i32>, Value) {
     let mut command = capsule();
-    command.arg("exec").arg(bundle).arg("--json").args(extra);
+    command
+        .arg("exec")
+        .arg(bundle)
+        .arg("--json")
+        .arg("--trust")
+        .arg(&test_key().1)
+        .args(extra);
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
