@@ -89,6 +89,29 @@ pub struct CompiledBundle {
     pub mtime: u64,
     /// What the user's top level printed while it ran at build time.
     pub build_output: String,
+    /// How long each stage took.
+    pub timings: Vec<(String, std::time::Duration)>,
+}
+
+/// Stage timings, for `capsule build --verbose` and the benchmarks.
+#[derive(Debug)]
+struct Timings {
+    last: std::time::Instant,
+    done: Vec<(String, std::time::Duration)>,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings { last: std::time::Instant::now(), done: Vec::new() }
+    }
+}
+
+impl Timings {
+    fn mark(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        self.done.push((stage.to_string(), now - self.last));
+        self.last = now;
+    }
 }
 
 impl CompiledBundle {
@@ -105,11 +128,12 @@ impl CompiledBundle {
 }
 
 impl Compiler {
-    /// A compiler for the host target, keeping its caches under `cache_dir`.
+    /// A compiler for every target Capsule knows (x86_64 and aarch64), keeping its caches under
+    /// `cache_dir`.
     pub fn new(cache_dir: PathBuf) -> Self {
         Compiler {
             cache_dir,
-            targets: Target::host().into_iter().collect(),
+            targets: engine::TARGETS.to_vec(),
             mtime: 0,
             defaults: BTreeMap::new(),
         }
@@ -136,6 +160,7 @@ impl Compiler {
 
     /// Runs the whole pipeline on `source`.
     pub fn compile(&self, source: &TaskSource) -> Result<CompiledBundle, Error> {
+        let mut timings = Timings::default();
         let image = source.guest.image()?;
         let store = self.cache_dir.join("store");
         let stdlib = match image.stdlib {
@@ -155,9 +180,11 @@ impl Compiler {
                 source,
                 stdlib.as_ref().map(|(_, dir)| dir.as_path()),
             )?;
+        timings.mark("snapshot (Wizer: the module's top level)");
         let table = tasks::TaskTable::parse(&snapshot.task_table, &source.file_name())?;
         let (task_entries, entry) = table.validate(&source.file_name(), &self.defaults)?;
         let component = componentize::componentize(&snapshot.wasm)?;
+        timings.mark("componentize");
 
         let mut blobs = BTreeMap::new();
         let mut blob_entries = Vec::new();
@@ -172,19 +199,29 @@ impl Compiler {
             digest
         };
         let precompiler = precompile::Precompiler::new(&self.cache_dir.join("incremental"));
-        let mut targets = Vec::new();
         let mut seen = BTreeSet::new();
-        for target in &self.targets {
-            if !seen.insert(target.triple) {
-                continue;
-            }
-            let cwasm = precompiler.precompile(&component, target)?;
+        let wanted: Vec<&Target> = self.targets.iter().filter(|t| seen.insert(t.triple)).collect();
+        // One thread per target: each compile is parallel already, but a warm incremental cache
+        // leaves most of the time in serial work (hashing, copying data segments).
+        let compiled: Vec<Result<Vec<u8>, Error>> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = wanted
+                .iter()
+                .map(|target| scope.spawn(|| precompiler.precompile(&component, target)))
+                .collect();
+            jobs.into_iter()
+                .map(|job| job.join().unwrap_or_else(|_| Err(Error::toolchain("precompiling", "the compiler thread panicked"))))
+                .collect()
+        });
+        let names: Vec<_> = wanted.iter().map(|t| t.name).collect();
+        timings.mark(&format!("precompile {}", names.join(" + ")));
+        let mut targets = Vec::new();
+        for (target, cwasm) in wanted.into_iter().zip(compiled) {
             targets.push(TargetEntry {
                 triple: target.triple.to_string(),
                 cpu_baseline: target.cpu_baseline.to_string(),
                 wasmtime: engine::WASMTIME_VERSION.to_string(),
                 engine_fingerprint: engine::fingerprint(target),
-                cwasm: add_blob(cwasm, manifest::MEDIA_CWASM),
+                cwasm: add_blob(cwasm?, manifest::MEDIA_CWASM),
             });
         }
         let component_digest = add_blob(component, manifest::MEDIA_COMPONENT);
@@ -225,6 +262,7 @@ impl Compiler {
             blobs,
             mtime: self.mtime,
             build_output: snapshot.stderr,
+            timings: timings.done,
         })
     }
 }

@@ -34,6 +34,7 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Snapshotter {
     engine_cache: std::path::PathBuf,
+    module_cache: std::path::PathBuf,
     wall_clock: Duration,
 }
 
@@ -68,6 +69,7 @@ impl Snapshotter {
     pub fn new(cache_dir: &Path) -> Self {
         Snapshotter {
             engine_cache: cache_dir.join("incremental"),
+            module_cache: cache_dir.join("modules"),
             wall_clock: Duration::ZERO,
         }
     }
@@ -89,6 +91,12 @@ impl Snapshotter {
         config.epoch_interruption(true);
         // The instrumented guest is the same for every task: its functions come from the cache.
         crate::precompile::enable_incremental_cache(&mut config, &self.engine_cache)?;
+        // Wizer compiles the instrumented guest, which is the same for every task of a guest:
+        // wasmtime's whole-module cache turns that compile into a load after the first build.
+        let mut modules = wasmtime::CacheConfig::new();
+        modules.with_directory(&self.module_cache);
+        let cache = wasmtime::Cache::new(modules).map_err(|e| Error::toolchain("opening the module cache", e))?;
+        config.cache(Some(cache));
         let engine =
             Engine::new(&config).map_err(|e| Error::toolchain("creating the Wizer engine", e))?;
 

@@ -16,8 +16,12 @@ use std::path::Path;
 
 /// Name of the manifest entry; always the first entry.
 pub const MANIFEST_ENTRY: &str = "manifest.json";
-/// zstd level: fixed so builds are reproducible; 9 keeps a Python bundle's build under a second.
-const ZSTD_LEVEL: i32 = 9;
+/// zstd level: fixed so builds are reproducible.
+const ZSTD_LEVEL: i32 = 3;
+/// zstd workers. In zstd's multithreaded mode the output does not depend on the number of workers,
+/// so this only changes speed; level 3 with two workers packs a two-target Python bundle in about
+/// 0.2 s (level 9 took 1 s for 8% less).
+const ZSTD_WORKERS: u32 = 2;
 
 /// Writes a bundle holding `manifest`, its `signature` if any, and `blobs`. `mtime` is the timestamp stored on every entry
 /// (`SOURCE_DATE_EPOCH`, or 0).
@@ -28,7 +32,8 @@ pub fn write_bundle(
     mtime: u64,
 ) -> Result<Vec<u8>, Error> {
     let io = |e: std::io::Error| Error::Malformed(format!("cannot assemble the archive: {e}"));
-    let encoder = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(io)?;
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(io)?;
+    encoder.multithread(ZSTD_WORKERS).map_err(io)?;
     let mut tar = tar::Builder::new(encoder);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut append = |name: &str, data: &[u8]| -> std::io::Result<()> {

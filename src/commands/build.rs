@@ -3,6 +3,7 @@ use crate::config::ProjectConfig;
 use crate::report::{EXIT_TASK_FAILED, EXIT_USAGE, Refusal};
 use anyhow::{Context, bail};
 use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, TaskSource};
+use capsule_packager::engine::Target;
 use capsule_packager::sign::SecretKey;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,6 +39,21 @@ pub struct BuildCommand {
     /// byte-identical.
     #[arg(long)]
     check_reproducible: bool,
+
+    /// Precompile for these targets (comma-separated): `x86_64`, `aarch64`.
+    #[arg(long, value_name = "TARGETS", value_delimiter = ',', default_values = ["x86_64", "aarch64"], value_parser = parse_target)]
+    target: Vec<Target>,
+
+    /// Print how long each build stage took.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn parse_target(name: &str) -> Result<Target, String> {
+    Target::by_name(name).ok_or_else(|| {
+        let known: Vec<_> = capsule_packager::engine::TARGETS.iter().map(|t| t.name).collect();
+        format!("unknown target `{name}`; expected one of: {}", known.join(", "))
+    })
 }
 
 const BUILD_HELP: &str = "Examples:\n  capsule build task.py --export\n  capsule build task.py --export --sign ci.key\n  capsule build task.js -o dist/task.capsule\n\n\
@@ -51,12 +67,19 @@ impl BuildCommand {
         let file = resolve_task_file(self.file.as_deref())?;
         let key = self.sign.as_deref().map(read_secret_key).transpose()?;
         let started = Instant::now();
-        let bundle = compile(&file, None)?;
+        let bundle = compile(&file, None, &self.target)?;
+        let packed = Instant::now();
         let bytes = bundle
             .to_bytes(key.as_ref())
             .context("cannot write the bundle")?;
+        if self.verbose {
+            for (stage, took) in &bundle.timings {
+                eprintln!("  {:>8.1} ms  {stage}", took.as_secs_f64() * 1e3);
+            }
+            eprintln!("  {:>8.1} ms  pack (tar + zstd{})", packed.elapsed().as_secs_f64() * 1e3, if key.is_some() { " + sign" } else { "" });
+        }
         if self.check_reproducible {
-            check_reproducible(&file, &bytes, key.as_ref())?;
+            check_reproducible(&file, &bytes, key.as_ref(), &self.target)?;
         }
         let out = match (&self.output, self.export) {
             (Some(out), _) => out.clone(),
@@ -99,9 +122,9 @@ fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Builds `file` again from a cold compilation cache and compares.
-fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>) -> anyhow::Result<()> {
+fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>, targets: &[Target]) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("capsule-reproducible-{}", std::process::id()));
-    let second = compile(file, Some(&scratch)).and_then(|b| Ok(b.to_bytes(key)?));
+    let second = compile(file, Some(&scratch), targets).and_then(|b| Ok(b.to_bytes(key)?));
     let _ = std::fs::remove_dir_all(&scratch);
     let second = second?;
     let digest = |b: &[u8]| capsule_packager::Digest::of(b);
@@ -125,7 +148,7 @@ fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>) -> any
 
 /// Compiles `file` with the defaults of the `capsule.toml` beside it; `cache` overrides the
 /// compiler's cache directory.
-pub fn compile(file: &Path, cache: Option<&Path>) -> anyhow::Result<CompiledBundle> {
+pub fn compile(file: &Path, cache: Option<&Path>, targets: &[Target]) -> anyhow::Result<CompiledBundle> {
     let source = TaskSource::read(file).map_err(compile_error)?;
     let project_dir = file
         .parent()
@@ -152,6 +175,7 @@ pub fn compile(file: &Path, cache: Option<&Path>) -> anyhow::Result<CompiledBund
         None => cache_dir()?.join("compiler"),
     };
     let bundle = Compiler::new(cache)
+        .targets(targets.to_vec())
         .defaults(defaults)
         .source_date_epoch(epoch)
         .compile(&source)

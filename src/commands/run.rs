@@ -2,6 +2,7 @@ use super::build::{cached_bundle_path, compile, resolve_task_file};
 use super::exec::exec_bundle;
 use crate::args::{OutputArgs, TaskArgs};
 use anyhow::Context;
+use capsule_packager::engine::Target;
 use capsule_packager::sign::Trust;
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ impl RunCommand {
             std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
         let bundle = cached_bundle_path(&file, &source)?;
         if !bundle.is_file() {
-            let compiled = compile(&file, None)?;
+            let compiled = compile(&file, None, &Target::host().into_iter().collect::<Vec<_>>())?;
             let bytes = compiled.to_bytes(None).context("cannot write the bundle")?;
             if let Some(parent) = bundle.parent() {
                 std::fs::create_dir_all(parent)
