@@ -5,4 +5,17 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash guest-images/build.sh
+
+# The minimal runner, built on its own so that no other crate's wasmtime features leak into it.
+cargo build --release --locked -p capsule-runner --bin capsule-runner
+compilers=$(cargo tree --locked -e normal -p capsule-runner --prefix none \
+  | grep -E '^(cranelift-codegen|cranelift-frontend|wasmtime-internal-cranelift|wasmtime-internal-winch|winch-codegen) ' || true)
+if [ -n "$compilers" ]; then
+  echo "error: capsule-runner depends on a code generator:" >&2
+  echo "$compilers" >&2
+  exit 1
+fi
+runner=${CARGO_TARGET_DIR:-target}/release/capsule-runner
+echo "capsule-runner: no code generator in its dependency tree; $(stat -c %s "$runner") bytes"
+
 cargo test --release --locked --workspace

@@ -1,14 +1,12 @@
 //! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
 
 mod build;
-mod exec;
 mod inspect;
 mod keygen;
 mod run;
 mod verify;
 
 pub use build::BuildCommand;
-pub use exec::ExecCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;

@@ -1,10 +1,9 @@
 //! `capsule`: build Python/JavaScript tasks into signed, content-addressed Wasm bundles and run them
 //! under hard limits. `main` only parses, dispatches and turns the outcome into an exit code.
 
-mod args;
 mod commands;
 mod config;
-mod report;
+mod local_compiler;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,10 +11,10 @@ use std::process::ExitCode;
 /// Build Python and JavaScript tasks into sandboxed, content-addressed bundles, and run them under
 /// the limits they declare.
 #[derive(Parser)]
-#[command(name = "capsule", version, after_help = report::EXIT_STATUS_HELP)]
+#[command(name = "capsule", version, after_help = capsule_runner::cli::report::EXIT_STATUS_HELP)]
 enum Cli {
     Build(commands::BuildCommand),
-    Exec(commands::ExecCommand),
+    Exec(capsule_runner::cli::ExecCommand),
     Run(commands::RunCommand),
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
@@ -25,7 +24,9 @@ enum Cli {
 fn main() -> ExitCode {
     let outcome = match Cli::parse() {
         Cli::Build(c) => c.execute(),
-        Cli::Exec(c) => c.execute(),
+        Cli::Exec(c) => {
+            local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
+        }
         Cli::Run(c) => c.execute(),
         Cli::Inspect(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
-        Err(error) => ExitCode::from(report::print_error(&error)),
+        Err(error) => ExitCode::from(capsule_runner::cli::report::print_error(&error)),
     }
 }
 

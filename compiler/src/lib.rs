@@ -102,7 +102,10 @@ struct Timings {
 
 impl Default for Timings {
     fn default() -> Self {
-        Timings { last: std::time::Instant::now(), done: Vec::new() }
+        Timings {
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
     }
 }
 
@@ -200,7 +203,11 @@ impl Compiler {
         };
         let precompiler = precompile::Precompiler::new(&self.cache_dir.join("incremental"));
         let mut seen = BTreeSet::new();
-        let wanted: Vec<&Target> = self.targets.iter().filter(|t| seen.insert(t.triple)).collect();
+        let wanted: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| seen.insert(t.triple))
+            .collect();
         // One thread per target: each compile is parallel already, but a warm incremental cache
         // leaves most of the time in serial work (hashing, copying data segments).
         let compiled: Vec<Result<Vec<u8>, Error>> = std::thread::scope(|scope| {
@@ -209,7 +216,14 @@ impl Compiler {
                 .map(|target| scope.spawn(|| precompiler.precompile(&component, target)))
                 .collect();
             jobs.into_iter()
-                .map(|job| job.join().unwrap_or_else(|_| Err(Error::toolchain("precompiling", "the compiler thread panicked"))))
+                .map(|job| {
+                    job.join().unwrap_or_else(|_| {
+                        Err(Error::toolchain(
+                            "precompiling",
+                            "the compiler thread panicked",
+                        ))
+                    })
+                })
                 .collect()
         });
         let names: Vec<_> = wanted.iter().map(|t| t.name).collect();

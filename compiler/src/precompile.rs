@@ -96,3 +96,14 @@ impl Precompiler {
             .map_err(|e| Error::toolchain("precompiling the component", e))
     }
 }
+
+/// Compiles `component` for this very host with the runner's engine settings (native CPU
+/// features, not a portable baseline): for bundles that carry no code for this host.
+pub fn precompile_for_host(component: &[u8], cache_dir: &Path) -> Result<Vec<u8>, Error> {
+    let mut config = engine::config();
+    enable_incremental_cache(&mut config, cache_dir)?;
+    Engine::new(&config)
+        .map_err(|e| Error::toolchain("creating the compilation engine", e))?
+        .precompile_component(component)
+        .map_err(|e| Error::toolchain("precompiling the component", e))
+}

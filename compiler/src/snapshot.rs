@@ -95,7 +95,8 @@ impl Snapshotter {
         // wasmtime's whole-module cache turns that compile into a load after the first build.
         let mut modules = wasmtime::CacheConfig::new();
         modules.with_directory(&self.module_cache);
-        let cache = wasmtime::Cache::new(modules).map_err(|e| Error::toolchain("opening the module cache", e))?;
+        let cache = wasmtime::Cache::new(modules)
+            .map_err(|e| Error::toolchain("opening the module cache", e))?;
         config.cache(Some(cache));
         let engine =
             Engine::new(&config).map_err(|e| Error::toolchain("creating the Wizer engine", e))?;

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Bump when [`config`] changes in a way that affects compiled code.
-const SETTINGS_REVISION: &str = "capsule-engine/1 fuel=on epoch=on component-model=on";
+const SETTINGS_REVISION: &str = "capsule-engine/3 fuel=on epoch=on component-model=on collector=null no-threads-gc-exceptions-async";
 
 /// A compilation target: a triple and the CPU features the code may assume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +73,28 @@ pub fn config() -> wasmtime::Config {
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.wasm_component_model(true);
+    // Stated, not inherited from whichever wasmtime features a binary happens to be built with:
+    // the minimal runner and the compiler must agree. Guests allocate no GC objects.
+    config.collector(wasmtime::Collector::Null);
+    // Proposals whose support depends on wasmtime's cargo features (threads, the GC proposal,
+    // exceptions, async components...). No guest uses them, and leaving them to the defaults
+    // would make code compiled by `capsule` unloadable by the minimal runner.
+    use wasmtime::WasmFeatures as F;
+    config.wasm_features(
+        F::THREADS
+            | F::SHARED_EVERYTHING_THREADS
+            | F::EXCEPTIONS
+            | F::LEGACY_EXCEPTIONS
+            | F::GC
+            | F::STACK_SWITCHING
+            | F::CM_ASYNC
+            | F::CM_ASYNC_STACKFUL
+            | F::CM_MORE_ASYNC_BUILTINS
+            | F::CM_THREADING
+            | F::CM_ERROR_CONTEXT
+            | F::CM_GC,
+        false,
+    );
     config
 }
 

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cli;
 mod error;
 mod instance;
 mod limits;
@@ -32,4 +33,4 @@ mod store;
 
 pub use error::Error;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-pub use runner::{CallOptions, LoadedBundle, Runner};
+pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Runner};

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-use crate::store::Store;
+use crate::store::{BundleKey, Store};
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::TargetEntry;
@@ -12,6 +12,7 @@ use capsule_packager::sign::{Signer, Trust};
 use capsule_packager::{Digest, Manifest, Policy, layer};
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -20,6 +21,15 @@ use wasmtime::component::{Component, Linker};
 pub struct Runner {
     engine: Engine,
     store: Store,
+    compiler: Option<Arc<dyn LocalCompiler>>,
+}
+
+/// Compiles a bundle's portable component for this host when the bundle has no `.cwasm` this
+/// runner can load. The full `capsule` provides one; the minimal runner has no compiler.
+pub trait LocalCompiler: Send + Sync {
+    /// Precompiles `component` (verified bytes) with exactly [`engine::config`]'s settings for
+    /// this host.
+    fn precompile(&self, component: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// A verified bundle whose code is loaded and ready to instantiate.
@@ -27,6 +37,7 @@ pub struct LoadedBundle {
     engine: Engine,
     manifest: Manifest,
     signer: Signer,
+    compiled_locally: bool,
     component: Component,
     linker: Linker<AttemptState>,
     layers: Vec<(PathBuf, String)>,
@@ -64,7 +75,15 @@ impl Runner {
         Ok(Runner {
             engine,
             store: Store::new(store_dir),
+            compiler: None,
         })
+    }
+
+    /// Compiles bundles that carry no code for this host with `compiler` (results are kept in the
+    /// store, keyed by the component's digest and this engine's fingerprint).
+    pub fn with_local_compiler(mut self, compiler: Arc<dyn LocalCompiler>) -> Self {
+        self.compiler = Some(compiler);
+        self
     }
 
     /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
@@ -72,22 +91,43 @@ impl Runner {
     /// whose exact bytes were verified before is loaded from the runner's store.
     pub fn open(&self, path: &Path, trust: &Trust) -> Result<LoadedBundle, Error> {
         let limits = ReadLimits::default();
-        let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
-        let bundle_digest = Digest::of(&bytes);
         let host = Target::host().ok_or_else(|| {
             Error::Incompatible(format!(
                 "this host's architecture `{}` has no Capsule target",
                 std::env::consts::ARCH
             ))
         })?;
-        if let Some(loaded) = self.open_verified_before(&bundle_digest, &host, trust)? {
-            return Ok(loaded);
+        let size = std::fs::metadata(path)
+            .map_err(|source| capsule_packager::Error::Io {
+                action: "open",
+                path: path.into(),
+                source,
+            })?
+            .len();
+        if size <= limits.max_bundle_bytes {
+            let key = BundleKey::of_file(path).map_err(|source| capsule_packager::Error::Io {
+                action: "read",
+                path: path.into(),
+                source,
+            })?;
+            if let Some(loaded) = self.open_verified_before(&key, &host, trust)? {
+                return Ok(loaded);
+            }
         }
+        // Everything below works on this one in-memory copy: what is checked is what is run.
+        let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
+        let bundle_digest = BundleKey::of_bytes(&bytes);
         let unverified = BundleReader::new(limits).read_unverified(&bytes)?;
         let signer = trust.check(&unverified.manifest_bytes, unverified.signature.as_ref())?;
         let bundle = unverified.verify_blobs()?;
         let manifest = bundle.manifest.clone();
-        let entry = select_target(&manifest, &host)?;
+        let entry = match (select_target(&manifest, &host), &self.compiler) {
+            (Ok(entry), _) => entry,
+            (Err(_), Some(compiler)) => {
+                return self.compile_locally(&bundle, &host, compiler.as_ref(), signer);
+            }
+            (Err(error), None) => return Err(error),
+        };
         let cwasm = bundle
             .blob(&entry.cwasm)
             .ok_or_else(|| Error::Incompatible(format!("blob {} is missing", entry.cwasm)))?;
@@ -117,7 +157,7 @@ impl Runner {
     /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
     fn open_verified_before(
         &self,
-        bundle: &Digest,
+        bundle: &BundleKey,
         host: &Target,
         trust: &Trust,
     ) -> Result<Option<LoadedBundle>, Error> {
@@ -126,7 +166,12 @@ impl Runner {
         };
         let signer = trust.check(&manifest_bytes, signature.as_ref())?;
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
-        let entry = select_target(&manifest, host)?;
+        let entry = match select_target(&manifest, host) {
+            Ok(entry) => entry,
+            // Bundles compiled here go through full verification each time (the slow path).
+            Err(_) if self.compiler.is_some() => return Ok(None),
+            Err(error) => return Err(error),
+        };
         let Some(cwasm) = self.store.blob_path(&entry.cwasm) else {
             return Ok(None);
         };
@@ -144,6 +189,51 @@ impl Runner {
         self.loaded(manifest, signer, component, layers).map(Some)
     }
 
+    /// The fallback: compile the verified component for this host, or reuse an earlier result.
+    fn compile_locally(
+        &self,
+        bundle: &capsule_packager::archive::Bundle,
+        host: &Target,
+        compiler: &dyn LocalCompiler,
+        signer: Signer,
+    ) -> Result<LoadedBundle, Error> {
+        let manifest = bundle.manifest.clone();
+        let component = bundle.blob(&manifest.component).ok_or_else(|| {
+            Error::Internal(format!("component {} is missing", manifest.component))
+        })?;
+        // Keyed by what went in: the component and the engine settings it is compiled for.
+        let key =
+            Digest::of(format!("{}\n{}", manifest.component, engine::fingerprint(host)).as_bytes());
+        let path = match self.store.blob_path(&key) {
+            Some(path) => path,
+            None => {
+                let cwasm = compiler.precompile(component).map_err(|e| {
+                    Error::Incompatible(format!(
+                        "no precompiled code for this host, and compiling it here failed: {e}"
+                    ))
+                })?;
+                self.store.put_blob(&key, &cwasm)?
+            }
+        };
+        // SAFETY: the code was compiled by the local compiler (in this process or an earlier
+        // one) from a verified component, and kept in the runner-owned store.
+        let compiled = unsafe { Component::deserialize_file(&self.engine, &path) }
+            .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+        let mut layers = Vec::new();
+        for layer in &manifest.layers {
+            let blob = bundle
+                .blob(&layer.digest)
+                .ok_or_else(|| Error::Internal(format!("layer {} is missing", layer.digest)))?;
+            layers.push((
+                layer::materialize(self.store.root(), &layer.digest, blob)?,
+                layer.mount.clone(),
+            ));
+        }
+        let mut loaded = self.loaded(manifest, signer, compiled, layers)?;
+        loaded.compiled_locally = true;
+        Ok(loaded)
+    }
+
     fn loaded(
         &self,
         manifest: Manifest,
@@ -159,6 +249,7 @@ impl Runner {
             component,
             linker,
             layers,
+            compiled_locally: false,
         })
     }
 }
@@ -190,6 +281,11 @@ impl LoadedBundle {
     /// Who signed the bundle.
     pub fn signer(&self) -> Signer {
         self.signer
+    }
+
+    /// Whether the code was compiled on this host because the bundle had none for it.
+    pub fn compiled_locally(&self) -> bool {
+        self.compiled_locally
     }
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.

@@ -1,10 +1,10 @@
-use crate::args::cache_dir;
 use crate::config::ProjectConfig;
-use crate::report::{EXIT_TASK_FAILED, EXIT_USAGE, Refusal};
 use anyhow::{Context, bail};
 use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, TaskSource};
 use capsule_packager::engine::Target;
 use capsule_packager::sign::SecretKey;
+use capsule_runner::cli::args::cache_dir;
+use capsule_runner::cli::report::{EXIT_TASK_FAILED, EXIT_USAGE, Refusal};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,8 +51,14 @@ pub struct BuildCommand {
 
 fn parse_target(name: &str) -> Result<Target, String> {
     Target::by_name(name).ok_or_else(|| {
-        let known: Vec<_> = capsule_packager::engine::TARGETS.iter().map(|t| t.name).collect();
-        format!("unknown target `{name}`; expected one of: {}", known.join(", "))
+        let known: Vec<_> = capsule_packager::engine::TARGETS
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        format!(
+            "unknown target `{name}`; expected one of: {}",
+            known.join(", ")
+        )
     })
 }
 
@@ -76,7 +82,11 @@ impl BuildCommand {
             for (stage, took) in &bundle.timings {
                 eprintln!("  {:>8.1} ms  {stage}", took.as_secs_f64() * 1e3);
             }
-            eprintln!("  {:>8.1} ms  pack (tar + zstd{})", packed.elapsed().as_secs_f64() * 1e3, if key.is_some() { " + sign" } else { "" });
+            eprintln!(
+                "  {:>8.1} ms  pack (tar + zstd{})",
+                packed.elapsed().as_secs_f64() * 1e3,
+                if key.is_some() { " + sign" } else { "" }
+            );
         }
         if self.check_reproducible {
             check_reproducible(&file, &bytes, key.as_ref(), &self.target)?;
@@ -122,7 +132,12 @@ fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Builds `file` again from a cold compilation cache and compares.
-fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>, targets: &[Target]) -> anyhow::Result<()> {
+fn check_reproducible(
+    file: &Path,
+    first: &[u8],
+    key: Option<&SecretKey>,
+    targets: &[Target],
+) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("capsule-reproducible-{}", std::process::id()));
     let second = compile(file, Some(&scratch), targets).and_then(|b| Ok(b.to_bytes(key)?));
     let _ = std::fs::remove_dir_all(&scratch);
@@ -148,7 +163,11 @@ fn check_reproducible(file: &Path, first: &[u8], key: Option<&SecretKey>, target
 
 /// Compiles `file` with the defaults of the `capsule.toml` beside it; `cache` overrides the
 /// compiler's cache directory.
-pub fn compile(file: &Path, cache: Option<&Path>, targets: &[Target]) -> anyhow::Result<CompiledBundle> {
+pub fn compile(
+    file: &Path,
+    cache: Option<&Path>,
+    targets: &[Target],
+) -> anyhow::Result<CompiledBundle> {
     let source = TaskSource::read(file).map_err(compile_error)?;
     let project_dir = file
         .parent()

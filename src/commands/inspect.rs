@@ -1,5 +1,5 @@
-use crate::report::Refusal;
 use capsule_packager::archive::{BundleReader, ReadLimits};
+use capsule_runner::cli::report::Refusal;
 use std::path::PathBuf;
 
 /// Verify a bundle and describe it: tasks and their policies, blobs, per-target code, toolchain.
@@ -22,7 +22,7 @@ impl InspectCommand {
             .read_file(&self.bundle)
             .map_err(|e| Refusal {
                 message: format!("`{}` is not a valid bundle: {e}", self.bundle.display()),
-                code: crate::report::EXIT_BUNDLE,
+                code: capsule_runner::cli::report::EXIT_BUNDLE,
             })?;
         let m = &bundle.manifest;
         if self.json {

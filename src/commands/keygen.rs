@@ -1,6 +1,6 @@
-use crate::report::{EXIT_USAGE, Refusal};
 use anyhow::Context;
 use capsule_packager::sign::SecretKey;
+use capsule_runner::cli::report::{EXIT_USAGE, Refusal};
 use std::io::Write;
 use std::path::PathBuf;
 

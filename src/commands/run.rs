@@ -1,9 +1,9 @@
 use super::build::{cached_bundle_path, compile, resolve_task_file};
-use super::exec::exec_bundle;
-use crate::args::{OutputArgs, TaskArgs};
 use anyhow::Context;
 use capsule_packager::engine::Target;
 use capsule_packager::sign::Trust;
+use capsule_runner::cli::args::{OutputArgs, TaskArgs};
+use capsule_runner::cli::{ExecHow, exec_bundle};
 use std::path::PathBuf;
 
 /// Build a task file (or reuse its cached bundle, keyed by content) and run it, exactly as
@@ -46,12 +46,11 @@ impl RunCommand {
         }
         // The bundle was built from your source by this capsule into its own cache: there is no
         // signer to check, and its blobs are still verified against its manifest.
-        exec_bundle(
-            &bundle,
-            &self.task,
-            &self.output,
-            &Trust::new(Vec::new(), true),
-            false,
-        )
+        let how = ExecHow {
+            trust: Trust::new(Vec::new(), true),
+            warn_unsigned: false,
+            compiler: Some(crate::local_compiler::host_compiler()?),
+        };
+        exec_bundle(&bundle, &self.task, &self.output, &how)
     }
 }

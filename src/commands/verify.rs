@@ -1,7 +1,7 @@
-use crate::args::TrustArgs;
-use crate::report::{EXIT_BUNDLE, Refusal};
 use capsule_packager::archive::{BundleReader, ReadLimits};
 use capsule_packager::sign::Signer;
+use capsule_runner::cli::args::TrustArgs;
+use capsule_runner::cli::report::{EXIT_BUNDLE, Refusal};
 use std::path::PathBuf;
 
 /// Check a bundle without running it: its signature against the trusted keys, then every blob's

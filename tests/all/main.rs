@@ -5,3 +5,4 @@ mod cli;
 mod guests;
 mod support;
 mod tamper;
+mod targets;

@@ -54,12 +54,18 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
 
 #[test]
 fn fuzz_the_bundle_reader() {
-    let seconds: u64 = std::env::var("CAPSULE_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("CAPSULE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let key = SecretKey::generate().expect("key");
     let compressed = sample_bundle(Some(&key));
     let tar = zstd::decode_all(&compressed[..]).expect("decompress");
     let reader = BundleReader::new(ReadLimits::default());
-    let seed = std::env::var("CAPSULE_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let seed = std::env::var("CAPSULE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
     let mut rng = Rng(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut iterations, mut accepted) = (0u64, 0u64);
@@ -79,10 +85,19 @@ fn fuzz_the_bundle_reader() {
             accepted += 1;
             for blob in &bundle.manifest.blobs {
                 let bytes = bundle.blob(&blob.digest).expect("listed blob present");
-                assert_eq!(Digest::of(bytes), blob.digest, "iteration {iterations}, seed {seed}: a blob does not match");
+                assert_eq!(
+                    Digest::of(bytes),
+                    blob.digest,
+                    "iteration {iterations}, seed {seed}: a blob does not match"
+                );
             }
         }
     }
-    println!("fuzz: {iterations} inputs in {seconds} s, {accepted} accepted as intact, no panics (seed {seed})");
-    assert!(iterations > 100, "the fuzzer barely ran: {iterations} inputs");
+    println!(
+        "fuzz: {iterations} inputs in {seconds} s, {accepted} accepted as intact, no panics (seed {seed})"
+    );
+    assert!(
+        iterations > 100,
+        "the fuzzer barely ran: {iterations} inputs"
+    );
 }

@@ -1,6 +1,8 @@
 //! A small but complete bundle, made with the real writer.
 
-use capsule_packager::manifest::{self, BlobEntry, GuestInfo, Language, SourceInfo, TargetEntry, TaskEntry};
+use capsule_packager::manifest::{
+    self, BlobEntry, GuestInfo, Language, SourceInfo, TargetEntry, TaskEntry,
+};
 use capsule_packager::sign::SecretKey;
 use capsule_packager::{Digest, Manifest, Policy, archive};
 use std::collections::BTreeMap;
@@ -11,20 +13,40 @@ pub fn sample() -> (Manifest, BTreeMap<Digest, Vec<u8>>) {
     let cwasm = b"precompiled code".repeat(100);
     let mut blobs = BTreeMap::new();
     let mut entries = Vec::new();
-    for (bytes, media) in [(component, manifest::MEDIA_COMPONENT), (cwasm, manifest::MEDIA_CWASM)] {
+    for (bytes, media) in [
+        (component, manifest::MEDIA_COMPONENT),
+        (cwasm, manifest::MEDIA_CWASM),
+    ] {
         let digest = Digest::of(&bytes);
-        entries.push(BlobEntry { digest, media_type: media.to_string(), size: bytes.len() as u64 });
+        entries.push(BlobEntry {
+            digest,
+            media_type: media.to_string(),
+            size: bytes.len() as u64,
+        });
         blobs.insert(digest, bytes);
     }
     entries.sort_by_key(|b| b.digest);
-    let component = entries.iter().find(|b| b.media_type == manifest::MEDIA_COMPONENT).expect("component").digest;
-    let cwasm = entries.iter().find(|b| b.media_type == manifest::MEDIA_CWASM).expect("cwasm").digest;
-    let policy = Policy::from_raw("main", &BTreeMap::new(), &BTreeMap::new()).expect("default policy");
+    let component = entries
+        .iter()
+        .find(|b| b.media_type == manifest::MEDIA_COMPONENT)
+        .expect("component")
+        .digest;
+    let cwasm = entries
+        .iter()
+        .find(|b| b.media_type == manifest::MEDIA_CWASM)
+        .expect("cwasm")
+        .digest;
+    let policy =
+        Policy::from_raw("main", &BTreeMap::new(), &BTreeMap::new()).expect("default policy");
     let manifest = Manifest {
         format: manifest::FORMAT.to_string(),
         language: Language::Python,
         entry: "main".to_string(),
-        tasks: vec![TaskEntry { name: "main".to_string(), export: Some("main".to_string()), policy }],
+        tasks: vec![TaskEntry {
+            name: "main".to_string(),
+            export: Some("main".to_string()),
+            policy,
+        }],
         blobs: entries,
         component,
         layers: Vec::new(),
@@ -35,9 +57,15 @@ pub fn sample() -> (Manifest, BTreeMap<Digest, Vec<u8>>) {
             engine_fingerprint: "sha256:00".to_string(),
             cwasm,
         }],
-        guest: GuestInfo { name: "python".to_string(), image: Digest::of(b"guest") },
+        guest: GuestInfo {
+            name: "python".to_string(),
+            image: Digest::of(b"guest"),
+        },
         toolchain: BTreeMap::new(),
-        source: SourceInfo { file: "task.py".to_string(), digest: Digest::of(b"source") },
+        source: SourceInfo {
+            file: "task.py".to_string(),
+            digest: Digest::of(b"source"),
+        },
     };
     (manifest, blobs)
 }

@@ -1,6 +1,6 @@
 //! Printing outcomes: an envelope as JSON or for humans, and errors in Capsule's error shape.
 
-use capsule_runner::Envelope;
+use crate::Envelope;
 use std::io::Write;
 
 /// Exit codes, shown in every `--help`.
@@ -83,7 +83,7 @@ pub fn print_error(error: &anyhow::Error) -> u8 {
         .find_map(|e| e.downcast_ref::<Refusal>().map(|r| r.code))
         .or_else(|| {
             error.chain().find_map(|e| {
-                e.downcast_ref::<capsule_runner::Error>()
+                e.downcast_ref::<crate::Error>()
                     .map(|r| r.exit_code() as u8)
             })
         })

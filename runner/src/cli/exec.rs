@@ -1,8 +1,9 @@
-use crate::args::{OutputArgs, TaskArgs, TrustArgs, cache_dir};
-use crate::report::{self, EXIT_USAGE, Refusal};
+use super::args::{OutputArgs, TaskArgs, TrustArgs, cache_dir};
+use super::report::{self, EXIT_USAGE, Refusal};
+use crate::{CallOptions, Envelope, LocalCompiler, Runner};
 use capsule_packager::sign::{Signer, Trust};
-use capsule_runner::{CallOptions, Envelope, Runner};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Verify a bundle, then run a task of it under the limits recorded in its manifest.
 ///
@@ -29,30 +30,55 @@ Exit status:\n  0  the task succeeded\n  1  the task ran and failed (exception, 
 2  usage error\n  3  bundle invalid, tampered with or incompatible (nothing was executed)";
 
 impl ExecCommand {
-    pub fn execute(self) -> anyhow::Result<u8> {
+    /// Verifies the bundle against the trust from the flags and runs the task; returns the exit
+    /// code. `compiler` compiles bundles that carry no code for this host (the full `capsule`
+    /// only; without one such bundles are refused).
+    pub fn execute(self, compiler: Option<Arc<dyn LocalCompiler>>) -> anyhow::Result<u8> {
         let trust = self.trust.trust()?;
-        exec_bundle(&self.bundle, &self.task, &self.output, &trust, true)
+        let how = ExecHow {
+            trust,
+            warn_unsigned: true,
+            compiler,
+        };
+        exec_bundle(&self.bundle, &self.task, &self.output, &how)
     }
 }
 
+/// How [`exec_bundle`] treats a bundle.
+pub struct ExecHow {
+    /// Whose signatures are accepted.
+    pub trust: Trust,
+    /// Say on stderr when an unsigned or untrusted bundle runs.
+    pub warn_unsigned: bool,
+    /// Compiles bundles without code for this host.
+    pub compiler: Option<Arc<dyn LocalCompiler>>,
+}
+
 /// Opens, verifies and runs `bundle`; shared with `capsule run`.
-/// `warn_unsigned`: say on stderr when an unsigned or untrusted bundle runs.
 pub fn exec_bundle(
     bundle: &Path,
     task: &TaskArgs,
     output: &OutputArgs,
-    trust: &Trust,
-    warn_unsigned: bool,
+    how: &ExecHow,
 ) -> anyhow::Result<u8> {
     let request = task.request_json().map_err(|e| Refusal {
         message: format!("{e:#}"),
         code: EXIT_USAGE,
     })?;
-    let runner = Runner::new(cache_dir()?.join("store"))?;
+    let mut runner = Runner::new(cache_dir()?.join("store"))?;
+    if let Some(compiler) = &how.compiler {
+        runner = runner.with_local_compiler(compiler.clone());
+    }
     let task_name = task.task.clone().unwrap_or_default();
-    let outcome = runner.open(bundle, trust).and_then(|loaded| {
-        if warn_unsigned {
+    let outcome = runner.open(bundle, &how.trust).and_then(|loaded| {
+        if how.warn_unsigned {
             warn_if_unsigned(bundle, loaded.signer());
+        }
+        if loaded.compiled_locally() {
+            eprintln!(
+                "warning: `{}` has no precompiled code for this host; running code compiled here from its component (kept in the runner store)",
+                bundle.display()
+            );
         }
         loaded.call(&CallOptions {
             task: task.task.clone(),
@@ -83,7 +109,7 @@ pub fn exec_bundle(
     }
 }
 
-fn describe(error: &capsule_runner::Error) -> String {
+fn describe(error: &crate::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

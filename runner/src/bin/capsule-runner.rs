@@ -1,0 +1,32 @@
+//! `capsule-runner`: the minimal runner for production hosts. It executes verified, signed
+//! bundles from their precompiled code and nothing else; it has no compiler in it, so a bundle
+//! without code for this host is refused rather than compiled.
+
+use capsule_runner::cli::{ExecCommand, report};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Run Capsule bundles (precompiled code only; no compiler).
+#[derive(Parser)]
+#[command(name = "capsule-runner", version, after_help = report::EXIT_STATUS_HELP)]
+enum Cli {
+    Exec(ExecCommand),
+}
+
+fn main() -> ExitCode {
+    let Cli::Exec(command) = Cli::parse();
+    // No compiler: a bundle without code for this host is refused.
+    match command.execute(None) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => ExitCode::from(report::print_error(&error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,104 @@
+//! Issue 6: the minimal `capsule-runner`, and bundles without code for this host.
+
+use crate::support::{bundle, capsule, envelope, example, fixture, test_key};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The minimal runner, built beside `capsule` (ci/test.sh builds it on its own, without Cranelift).
+fn capsule_runner() -> Command {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_capsule")).with_file_name("capsule-runner");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p capsule-runner`",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.env("CAPSULE_CACHE_DIR", crate::support::cache_dir());
+    command
+}
+
+#[test]
+fn the_minimal_runner_gives_the_same_envelope_as_capsule_exec() {
+    let bundle = bundle(&fixture("echo.js"));
+    let args = ["--json", "--trust"];
+    let key = &test_key().1;
+    let run = |mut command: Command| {
+        let output = command
+            .arg("exec")
+            .arg(&bundle)
+            .args(args)
+            .arg(key)
+            .args(["--", "1", "x"])
+            .output()
+            .expect("spawn");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        envelope(&output)
+    };
+    let full = run(capsule());
+    let minimal = run(capsule_runner());
+    assert_eq!(full["result"], minimal["result"]);
+    assert_eq!(minimal["result"]["args"], serde_json::json!([1, "x"]));
+}
+
+#[test]
+fn a_bundle_without_code_for_this_host_is_compiled_by_capsule_and_refused_by_the_minimal_runner() {
+    let foreign = if std::env::consts::ARCH == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("foreign.capsule");
+    let output = capsule()
+        .arg("build")
+        .arg(example("hello.js"))
+        .arg("-o")
+        .arg(&path)
+        .args(["--target", foreign, "--sign"])
+        .arg(&test_key().0)
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = capsule_runner()
+        .arg("exec")
+        .arg(&path)
+        .arg("--trust")
+        .arg(&test_key().1)
+        .output()
+        .expect("spawn");
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no precompiled code for") && stderr.contains("nothing was executed"),
+        "{stderr}"
+    );
+
+    for _ in 0..2 {
+        let output = capsule()
+            .arg("exec")
+            .arg(&path)
+            .arg("--trust")
+            .arg(&test_key().1)
+            .args(["--json", "--", "Ada"])
+            .output()
+            .expect("spawn");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("no precompiled code for this host")
+        );
+        assert_eq!(envelope(&output)["result"]["greeting"], "Hello, Ada!");
+    }
+}
