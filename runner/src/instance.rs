@@ -11,7 +11,14 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-wasmtime::component::bindgen!({ path: "../manifests/wit/world.wit", world: "task" });
+// Async, so that a deadline also ends a task that waits in the host (a sleep), not only one
+// that computes (the epoch deadline stops those).
+wasmtime::component::bindgen!({
+    path: "../manifests/wit/world.wit",
+    world: "task",
+    imports: { default: async },
+    exports: { default: async },
+});
 
 /// Bytes of guest stdout and of stderr kept per attempt.
 const OUTPUT_CAP: usize = 1 << 20;
@@ -68,7 +75,7 @@ pub struct AttemptOutcome {
 /// Builds the linker once per bundle: WASI preview2, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
     Ok(linker)
 }
@@ -167,16 +174,37 @@ pub fn attempt(
     store.set_epoch_deadline(1);
     let called = result.and_then(|()| {
         let _deadline = Deadline::start(engine, policy.timeout());
-        let call = Task::instantiate(&mut store, component, linker)
-            .and_then(|instance| instance.call_run(&mut store, task, args_json));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| ErrorInfo {
+                error_type: ErrorType::Internal,
+                message: format!("cannot start the async runtime: {e}"),
+                traceback: None,
+            })?;
+        let call = runtime.block_on(async {
+            let run = async {
+                let instance = Task::instantiate_async(&mut store, component, linker).await?;
+                instance.call_run(&mut store, task, args_json).await
+            };
+            tokio::time::timeout(policy.timeout(), run).await
+        });
         match call {
-            Ok(Ok(json)) => Ok(json),
-            Ok(Err(guest)) => Err(ErrorInfo {
+            Err(_elapsed) => Err(ErrorInfo {
+                error_type: ErrorType::Timeout,
+                message: format!(
+                    "task `{task}` exceeded its timeout of {} ms (while waiting in the host)",
+                    policy.timeout_ms
+                ),
+                traceback: None,
+            }),
+            Ok(Ok(Ok(json))) => Ok(json),
+            Ok(Ok(Err(guest))) => Err(ErrorInfo {
                 error_type: ErrorType::from_guest(&guest.error_type),
                 message: guest.message,
                 traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
             }),
-            Err(trap) => Err(classify_trap(&trap, task, policy)),
+            Ok(Err(trap)) => Err(classify_trap(&trap, task, policy)),
         }
     });
     let fuel_consumed = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));

@@ -53,6 +53,64 @@ pub struct CallOptions {
     /// Where the task's declared `allowed_files` directories are found on this host
     /// (`<files_root>/<path>`); `None` means the current directory.
     pub files_root: Option<PathBuf>,
+    /// Exec-time limits: each may only narrow the task's declared policy.
+    pub narrow: Narrowing,
+}
+
+/// Limits given at exec time (`--timeout`, `--ram`, `--compute`). They can only make the
+/// declared policy stricter; a wider value is refused.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Narrowing {
+    /// Wall-clock limit.
+    pub timeout: Option<std::time::Duration>,
+    /// Memory cap, bytes.
+    pub ram_bytes: Option<u64>,
+    /// Fuel.
+    pub fuel: Option<u64>,
+}
+
+impl Narrowing {
+    /// `declared`, narrowed; an error names the first flag that would widen it.
+    pub fn apply(&self, task: &str, declared: &Policy) -> Result<Policy, Error> {
+        let mut policy = declared.clone();
+        let wider = |flag: &str, given: String, declared: String| {
+            Error::Usage(format!(
+                "{flag} {given} is wider than task `{task}` declares ({declared}); exec-time limits may only narrow"
+            ))
+        };
+        if let Some(timeout) = self.timeout {
+            let ms = timeout.as_millis() as u64;
+            if ms > declared.timeout_ms {
+                return Err(wider(
+                    "--timeout",
+                    format!("{ms} ms"),
+                    format!("{} ms", declared.timeout_ms),
+                ));
+            }
+            policy.timeout_ms = ms;
+        }
+        if let Some(ram) = self.ram_bytes {
+            if ram > declared.ram_bytes {
+                return Err(wider(
+                    "--ram",
+                    format!("{ram} bytes"),
+                    format!("{} bytes", declared.ram_bytes),
+                ));
+            }
+            policy.ram_bytes = ram;
+        }
+        if let Some(fuel) = self.fuel {
+            if fuel > declared.fuel() {
+                return Err(wider(
+                    "--compute",
+                    format!("{fuel} fuel"),
+                    format!("{} fuel", declared.fuel()),
+                ));
+            }
+            policy.compute = capsule_packager::policy::Compute::Fuel(fuel);
+        }
+        Ok(policy)
+    }
 }
 
 impl CallOptions {
@@ -62,6 +120,7 @@ impl CallOptions {
             task: None,
             args_json: args_json.to_string(),
             files_root: None,
+            narrow: Narrowing::default(),
         }
     }
 }
@@ -311,8 +370,9 @@ impl LoadedBundle {
             None => std::env::current_dir()
                 .map_err(|e| Error::Internal(format!("cannot read the current directory: {e}")))?,
         };
-        let dirs = granted_dirs(&root, &task.policy)?;
-        Ok(self.call_with_policy(&task_name, &task.policy, &options.args_json, &dirs))
+        let policy = options.narrow.apply(&task_name, &task.policy)?;
+        let dirs = granted_dirs(&root, &policy)?;
+        Ok(self.call_with_policy(&task_name, &policy, &options.args_json, &dirs))
     }
 
     fn call_with_policy(

@@ -3,6 +3,7 @@
 
 mod cli;
 mod guests;
+mod limits;
 mod support;
 mod tamper;
 mod targets;

@@ -5,6 +5,7 @@ the snapshot.
 """
 
 import contextlib
+import errno
 import inspect
 import json
 import linecache
@@ -107,7 +108,8 @@ def run(task_name, args_json):
         try:
             result = registered.func(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - every failure becomes an envelope
-            return False, ("task_error", _one_line(error), _user_traceback(error))
+            kind = "permission_denied" if _is_refusal(error) else "task_error"
+            return False, (kind, _one_line(error), _user_traceback(error))
         try:
             return True, json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -120,6 +122,17 @@ def run(task_name, args_json):
         return False, ("internal", f"capsule SDK failure: {_one_line(error)}", traceback.format_exc())
     finally:
         _flush()
+
+
+# WASI's "not capable": outside every granted directory, or writing to a read-only one.
+_ENOTCAPABLE = 76
+
+
+def _is_refusal(error):
+    """Whether the sandbox refused a file operation (as opposed to any other failure)."""
+    return isinstance(error, PermissionError) or (
+        isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES, _ENOTCAPABLE)
+    )
 
 
 def _one_line(error):

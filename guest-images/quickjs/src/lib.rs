@@ -91,8 +91,22 @@ fn random_words() -> Vec<u32> {
         .collect()
 }
 
+/// WASI's "not capable": the path is outside every granted directory, or the grant is read-only.
+const ENOTCAPABLE: i32 = 76;
+
+/// Throws a JS error for a failed file operation; refusals are named `PermissionError` (as in
+/// Python), so the SDK reports them as `permission_denied`.
 fn io_error(ctx: &Ctx<'_>, what: &str, path: &str, error: std::io::Error) -> Error {
-    Exception::throw_message(ctx, &format!("cannot {what} `{path}`: {error}"))
+    let refused = error.kind() == std::io::ErrorKind::PermissionDenied || error.raw_os_error() == Some(ENOTCAPABLE);
+    let message = format!("cannot {what} `{path}`: {error}");
+    let Ok(exception) = Exception::from_message(ctx.clone(), &message) else {
+        return Exception::throw_message(ctx, &message);
+    };
+    let name = if refused { "PermissionError" } else { "OSError" };
+    if exception.set("name", name).is_err() {
+        return Exception::throw_message(ctx, &message);
+    }
+    ctx.throw(exception.into_value())
 }
 
 /// The host services the SDK captures from `globalThis.__capsule_host` (and then deletes).
@@ -109,6 +123,14 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
         })?,
     )?;
     host.set("randomWords", Function::new(ctx.clone(), random_words)?)?;
+    host.set(
+        "sleep",
+        Function::new(ctx.clone(), |ms: f64| {
+            if ms.is_finite() && ms > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(ms / 1000.0));
+            }
+        })?,
+    )?;
     host.set(
         "environ",
         Function::new(

@@ -93,6 +93,15 @@ export function readDir(path) {
   return host.readDir(String(path));
 }
 
+/**
+ * Waits `ms` milliseconds. The task is single-threaded, so nothing else runs meanwhile; the
+ * task's timeout still applies.
+ */
+export function sleep(ms) {
+  host.sleep(Number(ms));
+  return Promise.resolve();
+}
+
 // ---- tasks --------------------------------------------------------------------------------------
 
 /**
@@ -190,7 +199,8 @@ export async function run(name, argsJson) {
     result = await entry.fn(...callArgs);
   } catch (error) {
     const stack = error instanceof Error && error.stack ? `${describe(error)}\n${error.stack}` : describe(error);
-    return failure("task_error", describe(error), stack);
+    const refused = error instanceof Error && error.name === "PermissionError";
+    return failure(refused ? "permission_denied" : "task_error", describe(error), stack);
   }
   let json;
   try {

@@ -28,9 +28,50 @@ pub struct TaskArgs {
     /// (`5`, `true`, `[1,2]`, `"quoted"`), and passed as a string otherwise.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+
+    /// Stop the task after this long (`500ms`, `30s`, `5m`); at most what the task declares.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Cap the task's memory (`64MB`, `512MiB`); at most what the task declares.
+    #[arg(long, value_name = "SIZE")]
+    pub ram: Option<String>,
+
+    /// Fuel budget: `LOW` (1e9), `MEDIUM` (1e10), `HIGH` (1e11) or a count; at most what the task
+    /// declares.
+    #[arg(long, value_name = "LEVEL")]
+    pub compute: Option<String>,
 }
 
 impl TaskArgs {
+    /// The exec-time limits, parsed exactly as task options are.
+    pub fn narrowing(&self) -> anyhow::Result<crate::Narrowing> {
+        use capsule_packager::policy::{parse_compute, parse_ram, parse_timeout};
+        let text = |s: &String| serde_json::Value::String(s.clone());
+        let flag = |name: &str, e: String| anyhow::anyhow!("invalid `--{name}`: {e}");
+        Ok(crate::Narrowing {
+            timeout: self
+                .timeout
+                .as_ref()
+                .map(|t| parse_timeout(&text(t)).map_err(|e| flag("timeout", e)))
+                .transpose()?,
+            ram_bytes: self
+                .ram
+                .as_ref()
+                .map(|r| parse_ram(&text(r)).map_err(|e| flag("ram", e)))
+                .transpose()?,
+            fuel: self
+                .compute
+                .as_ref()
+                .map(|c| {
+                    parse_compute(&text(c))
+                        .map(|c| c.fuel())
+                        .map_err(|e| flag("compute", e))
+                })
+                .transpose()?,
+        })
+    }
+
     /// The `{"args": [...], "kwargs": {...}}` document the guest receives.
     pub fn request_json(&self) -> anyhow::Result<String> {
         use serde_json::{Map, Value};

@@ -1,6 +1,6 @@
 use super::args::{OutputArgs, TaskArgs, TrustArgs, cache_dir};
 use super::report::{self, EXIT_USAGE, Refusal};
-use crate::{CallOptions, Envelope, LocalCompiler, Runner};
+use crate::{CallOptions, Envelope, ErrorType, LocalCompiler, Runner};
 use capsule_packager::sign::{Signer, Trust};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,15 +61,27 @@ pub fn exec_bundle(
     output: &OutputArgs,
     how: &ExecHow,
 ) -> anyhow::Result<u8> {
-    let request = task.request_json().map_err(|e| Refusal {
-        message: format!("{e:#}"),
-        code: EXIT_USAGE,
-    })?;
+    let task_name = task.task.clone().unwrap_or_default();
+    // Bad arguments or limits: with --json, still exactly one envelope on stdout.
+    let usage = |e: anyhow::Error| {
+        let message = format!("{e:#}");
+        if output.json {
+            report::print_envelope(
+                &Envelope::refused(&task_name, ErrorType::InvalidArgs, message.clone()),
+                true,
+            );
+        }
+        Refusal {
+            message,
+            code: EXIT_USAGE,
+        }
+    };
+    let request = task.request_json().map_err(usage)?;
+    let narrow = task.narrowing().map_err(usage)?;
     let mut runner = Runner::new(cache_dir()?.join("store"))?;
     if let Some(compiler) = &how.compiler {
         runner = runner.with_local_compiler(compiler.clone());
     }
-    let task_name = task.task.clone().unwrap_or_default();
     let outcome = runner.open(bundle, &how.trust).and_then(|loaded| {
         if how.warn_unsigned {
             warn_if_unsigned(bundle, loaded.signer());
@@ -84,6 +96,7 @@ pub fn exec_bundle(
             task: task.task.clone(),
             args_json: request,
             files_root: None,
+            narrow,
         })
     });
     match outcome {

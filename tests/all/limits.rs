@@ -1,0 +1,255 @@
+//! Issue 4: every declared limit is enforced by the runner, with a typed error naming the limit.
+
+use crate::support::{bundle, capsule, envelope, exec_json, exec_json_in, fixture, test_key};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn error_of(envelope: &Value) -> (&str, &str) {
+    let error = &envelope["error"];
+    (
+        error["error_type"].as_str().unwrap_or_default(),
+        error["message"].as_str().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn fuel_exhaustion_is_out_of_fuel() {
+    for source in ["limits_fuel.py", "limits_fuel.js"] {
+        let (code, envelope) = exec_json(&bundle(&fixture(source)), &[]);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        let (kind, message) = error_of(&envelope);
+        assert_eq!(kind, "out_of_fuel", "{source}");
+        assert!(message.contains("1000000000 fuel"), "{source}: {message}");
+        assert_eq!(
+            envelope["execution"]["fuel_consumed"], 1_000_000_000_u64,
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn a_memory_bomb_is_a_memory_limit_error() {
+    for source in ["limits_memory.py", "limits_memory.js"] {
+        let (code, envelope) = exec_json(&bundle(&fixture(source)), &[]);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        let (kind, message) = error_of(&envelope);
+        assert_eq!(kind, "memory_limit", "{source}: {message}");
+        assert!(
+            message.contains("ram = 32000000 bytes"),
+            "{source}: {message}"
+        );
+        assert!(
+            envelope["execution"]["peak_memory_bytes"]
+                .as_u64()
+                .expect("peak")
+                <= 32_000_000,
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn a_cpu_loop_is_stopped_at_its_timeout() {
+    for source in ["limits_cpu.py", "limits_cpu.js"] {
+        let bundle = bundle(&fixture(source));
+        // A first, shorter run verifies the bundle into the runner's store, so the timed run
+        // measures the limit rather than the first verification.
+        let _ = exec_json(&bundle, &["--timeout", "50ms"]);
+        let started = Instant::now();
+        let (code, envelope) = exec_json(&bundle, &[]);
+        let took = started.elapsed();
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        assert_eq!(error_of(&envelope).0, "timeout", "{source}");
+        assert!(error_of(&envelope).1.contains("1000 ms"), "{source}");
+        assert!(
+            took < Duration::from_millis(1200),
+            "{source}: the whole exec took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn a_sleep_past_the_timeout_is_stopped() {
+    for source in ["limits_sleep.py", "limits_sleep.js"] {
+        let bundle = bundle(&fixture(source));
+        let started = Instant::now();
+        let (code, envelope) = exec_json(&bundle, &[]);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        assert_eq!(error_of(&envelope).0, "timeout", "{source}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{source}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn retries_are_counted() {
+    let bundle = bundle(&fixture("limits_retries.py"));
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(work.path().join("state")).expect("mkdir");
+    let (code, envelope) = exec_json_in(&bundle, &[], Some(work.path()), &[]);
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(envelope["result"], 3);
+    assert_eq!(envelope["execution"]["attempts"], 3);
+    let (code, envelope) =
+        exec_json_in(&bundle, &["--task", "always_fails"], Some(work.path()), &[]);
+    assert_eq!(code, Some(1), "{envelope}");
+    assert_eq!(
+        envelope["execution"]["attempts"], 3,
+        "max_retries=2 means three attempts"
+    );
+}
+
+/// A project directory with `data/` (read-only grant), `out/` (read-write), a secret beside them
+/// and a symlink from `data/` to it.
+fn files_project() -> tempfile::TempDir {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(work.path().join("data")).expect("mkdir");
+    std::fs::create_dir(work.path().join("out")).expect("mkdir");
+    std::fs::write(work.path().join("data/input.txt"), "input").expect("write");
+    std::fs::write(work.path().join("secret.txt"), "secret").expect("write");
+    std::os::unix::fs::symlink("../secret.txt", work.path().join("data/link")).expect("symlink");
+    work
+}
+
+#[test]
+fn files_are_confined_to_their_grants_and_modes_and_env_to_the_declared_names() {
+    for source in ["limits_files.py", "limits_files.js"] {
+        let work = files_project();
+        let (code, envelope) = exec_json_in(
+            &bundle(&fixture(source)),
+            &[],
+            Some(work.path()),
+            &[("SECRET_TOKEN", "x")],
+        );
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        let result = &envelope["result"];
+        assert_eq!(result["read"], "input", "{source}");
+        assert_eq!(result["write_rw"], "allowed", "{source}");
+        for key in ["write_ro", "dotdot", "absolute", "symlink"] {
+            assert!(
+                result[key]
+                    .as_str()
+                    .expect("outcome")
+                    .starts_with("refused"),
+                "{source}: {key} was {}",
+                result[key]
+            );
+        }
+        assert_eq!(result["env"], json!([]), "{source}: variables leaked in");
+        assert!(
+            !work.path().join("data/new.txt").exists(),
+            "{source}: wrote into a read-only grant"
+        );
+        assert_eq!(
+            std::fs::read_to_string(work.path().join("out/new.txt")).expect("rw write"),
+            "x"
+        );
+
+        let (code, envelope) = exec_json_in(
+            &bundle(&fixture(source)),
+            &["--task", "write_read_only"],
+            Some(work.path()),
+            &[],
+        );
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        assert_eq!(
+            error_of(&envelope).0,
+            "permission_denied",
+            "{source}: {envelope}"
+        );
+    }
+}
+
+#[test]
+fn exec_time_flags_only_narrow() {
+    let bundle = bundle(&fixture("limits_cpu.py"));
+    let (code, envelope) = exec_json(&bundle, &["--timeout", "300ms"]);
+    assert_eq!(code, Some(1), "{envelope}");
+    assert!(error_of(&envelope).1.contains("300 ms"), "{envelope}");
+    let (code, envelope) = exec_json(&bundle, &["--timeout", "10s"]);
+    assert_eq!(code, Some(2), "{envelope}");
+    assert!(
+        error_of(&envelope)
+            .1
+            .contains("wider than task `main` declares"),
+        "{envelope}"
+    );
+    let (code, envelope) = exec_json(&bundle, &["--compute", "LOW"]);
+    assert_eq!(code, Some(1), "{envelope}");
+    assert_eq!(error_of(&envelope).0, "out_of_fuel");
+    let (code, envelope) = exec_json(&bundle, &["--ram", "12XB"]);
+    assert_eq!(code, Some(2), "{envelope}");
+}
+
+#[test]
+fn run_enforces_what_exec_enforces() {
+    let output = capsule()
+        .arg("run")
+        .arg(fixture("limits_fuel.py"))
+        .arg("--json")
+        .output()
+        .expect("spawn");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(envelope(&output)["error"]["error_type"], "out_of_fuel");
+    let _ = test_key();
+}
+
+#[test]
+fn capsule_toml_defaults_apply_and_task_values_win() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("capsule.toml"),
+        "[tasks]\ndefault_compute = \"LOW\"\ndefault_ram = \"64MB\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("task.py"),
+        "from capsule import task\n\n@task(ram=\"128MB\")\ndef main():\n    return 1\n",
+    )
+    .expect("write");
+    let out = dir.path().join("task.capsule");
+    let output = capsule()
+        .arg("build")
+        .arg(dir.path().join("task.py"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = capsule()
+        .arg("inspect")
+        .arg("--json")
+        .arg(&out)
+        .output()
+        .expect("spawn");
+    let manifest: Value = serde_json::from_slice(&output.stdout).expect("manifest");
+    let policy = &manifest["tasks"][0]["policy"];
+    assert_eq!(policy["compute"], "LOW");
+    assert_eq!(policy["ram_bytes"], 128_000_000);
+
+    std::fs::write(
+        dir.path().join("capsule.toml"),
+        "[tasks]\ndefault_compute = \"FAST\"\n",
+    )
+    .expect("write");
+    let output = capsule()
+        .arg("build")
+        .arg(dir.path().join("task.py"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("spawn");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("compute"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
