@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash guest-images/build.sh
 cargo build --release --locked
+bash guest-images/build.sh prime
 capsule=./target/release/capsule
 out=target/demo
 mkdir -p "$out"

@@ -4,6 +4,7 @@
 #
 #   guest-images/build.sh            build (or reuse) both guests
 #   guest-images/build.sh python     just one of: python quickjs
+#   guest-images/build.sh prime      after `cargo build --release`: warm the compiler's caches
 #
 # Outputs: $CAPSULE_CACHE_DIR/guest-images/<name>-<key>/ (default cache dir: ~/.cache/capsule), where
 # <key> hashes every input of the recipe (these scripts, guest sources, the lock file, toolchain
@@ -214,9 +215,24 @@ build_quickjs() {
   log "quickjs: built $dest ($(du -h "$dest/guest.wasm" | cut -f1))"
 }
 
+# Fills the compiler's caches (wasmtime's module cache for the Wizer step, Cranelift's
+# incremental cache for precompiling) by building a trivial task per guest for every target, so
+# that a user's first build compiles only what differs from the guest. Needs a built `capsule`.
+prime() {
+  local capsule=${CAPSULE_BIN:-$HERE/../target/release/capsule} work
+  [ -x "$capsule" ] || die "prime needs a built capsule (cargo build --release), or CAPSULE_BIN"
+  work=$(mktemp -d)
+  for task in "$HERE"/../ci/bench/tasks/trivial.py "$HERE"/../ci/bench/tasks/trivial.js; do
+    "$capsule" build "$task" -o "$work/primed.capsule" --force >/dev/null 2>&1 || { rm -rf "$work"; die "priming with $task failed"; }
+  done
+  rm -rf "$work"
+  log "primed the compiler caches under ${CAPSULE_CACHE_DIR:-$CACHE}"
+}
+
 main() {
   local which=${1:-all}
-  case $which in all|python|quickjs) ;; *) die "unknown guest '$which' (expected python, quickjs or nothing)";; esac
+  if [ "$which" = prime ]; then prime; return; fi
+  case $which in all|python|quickjs) ;; *) die "unknown guest '$which' (expected python, quickjs, prime or nothing)";; esac
   ensure_toolchain
   if [ "$which" = all ] || [ "$which" = python ]; then build_python; fi
   if [ "$which" = all ] || [ "$which" = quickjs ]; then build_quickjs; fi
