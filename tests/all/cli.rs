@@ -1,7 +1,7 @@
 //! Issue 3: `capsule build` / `exec` / `run` / `inspect` through the real binary.
 
 use crate::support::{
-    assert_success, bundle, capsule, envelope, example, exec_json, fixture, test_key,
+    assert_success, build, bundle, capsule, envelope, example, exec_json, fixture, test_key,
 };
 use serde_json::json;
 
@@ -90,13 +90,7 @@ fn result_that_is_not_json_is_a_clear_error() {
 fn missing_main_is_a_build_error() {
     for source in ["no_main.py", "no_main.js"] {
         let out = tempfile::tempdir().expect("tempdir");
-        let output = capsule()
-            .arg("build")
-            .arg(fixture(source))
-            .arg("-o")
-            .arg(out.path().join("x.capsule"))
-            .output()
-            .expect("spawn");
+        let output = build(&fixture(source), &out.path().join("x.capsule"));
         assert_eq!(output.status.code(), Some(2), "{source}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -117,13 +111,7 @@ fn invalid_task_options_are_build_errors_naming_task_and_field() {
         ("bad_compute.js", "compute", "FAST"),
     ] {
         let out = tempfile::tempdir().expect("tempdir");
-        let output = capsule()
-            .arg("build")
-            .arg(fixture(source))
-            .arg("-o")
-            .arg(out.path().join("x.capsule"))
-            .output()
-            .expect("spawn");
+        let output = build(&fixture(source), &out.path().join("x.capsule"));
         assert_eq!(output.status.code(), Some(2), "{source}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(

@@ -1,6 +1,8 @@
 //! Issue 4: every declared limit is enforced by the runner, with a typed error naming the limit.
 
-use crate::support::{bundle, capsule, envelope, exec_json, exec_json_in, fixture, test_key};
+use crate::support::{
+    build, bundle, capsule, envelope, exec_json, exec_json_in, fixture, test_key,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -211,13 +213,7 @@ fn capsule_toml_defaults_apply_and_task_values_win() {
     )
     .expect("write");
     let out = dir.path().join("task.capsule");
-    let output = capsule()
-        .arg("build")
-        .arg(dir.path().join("task.py"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("spawn");
+    let output = build(&dir.path().join("task.py"), &out);
     assert!(
         output.status.success(),
         "{}",
@@ -239,13 +235,7 @@ fn capsule_toml_defaults_apply_and_task_values_win() {
         "[tasks]\ndefault_compute = \"FAST\"\n",
     )
     .expect("write");
-    let output = capsule()
-        .arg("build")
-        .arg(dir.path().join("task.py"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("spawn");
+    let output = build(&dir.path().join("task.py"), &out);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("compute"),

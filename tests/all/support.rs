@@ -154,3 +154,14 @@ pub fn envelope(output: &Output) -> Value {
     serde_json::from_str(lines[0])
         .unwrap_or_else(|e| panic!("stdout is not one JSON envelope ({e}):\n{stdout}"))
 }
+
+/// `capsule build SOURCE -o OUT` (unsigned, both targets).
+pub fn build(source: &Path, out: &Path) -> Output {
+    capsule()
+        .arg("build")
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("spawn capsule build")
+}
