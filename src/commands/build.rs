@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Build a task file into a bundle: the interpreter is pre-initialized with your module (its top
-/// level runs now, at build time), componentized, and precompiled for this host.
+/// level runs now, at build time), componentized, and precompiled (by default for x86_64 and aarch64).
 ///
 /// Without `--export` the bundle goes into Capsule's cache (as `capsule run` does) and its path is
 /// printed; with `--export` (or `-o`) it is written beside the task file as `NAME.capsule`.

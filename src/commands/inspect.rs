@@ -2,7 +2,7 @@ use capsule_packager::archive::{BundleReader, ReadLimits};
 use capsule_runner::cli::report::Refusal;
 use std::path::PathBuf;
 
-/// Verify a bundle and describe it: tasks and their policies, blobs, per-target code, toolchain.
+/// Check a bundle's digests and describe it: signer, tasks and their policies, blobs, per-target code, toolchain.
 #[derive(clap::Parser)]
 #[command(
     after_help = "Exit status:\n  0  the bundle is valid\n  3  the bundle is invalid or tampered with"
