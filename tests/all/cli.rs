@@ -12,7 +12,7 @@ fn python_hello_example_builds_and_runs() {
     assert_eq!(envelope["result"]["greeting"], "Hello, Ada!");
     assert_eq!(
         envelope["result"]["squares"],
-        json!(333_332_833_333_500_000_u64)
+        json!(333_328_333_350_000_u64)
     );
     let execution = &envelope["execution"];
     assert_eq!(execution["task_name"], "main");
@@ -26,6 +26,10 @@ fn javascript_hello_example_builds_and_runs() {
     let (code, envelope) = exec_json(&bundle(&example("hello.js")), &["--", "Ada"]);
     assert_eq!(code, Some(0), "{envelope}");
     assert_eq!(envelope["result"]["greeting"], "Hello, Ada!");
+    assert_eq!(
+        envelope["result"]["squares"],
+        json!(333_328_333_350_000_u64)
+    );
 }
 
 #[test]
