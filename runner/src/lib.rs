@@ -33,4 +33,4 @@ mod store;
 
 pub use error::Error;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Narrowing, Runner};
+pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};

@@ -55,6 +55,45 @@ pub struct CallOptions {
     pub files_root: Option<PathBuf>,
     /// Exec-time limits: each may only narrow the task's declared policy.
     pub narrow: Narrowing,
+    /// Host directories bound to declared guest directories (`--mount`).
+    pub mounts: Vec<Mount>,
+}
+
+/// `--mount HOST:GUEST[:ro|:rw]`: binds a declared directory to another host directory, and may
+/// make it read-only; it can neither add a directory nor widen a read-only one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Host directory.
+    pub host: PathBuf,
+    /// The declared guest directory, as declared (`data`) or as the guest sees it (`/data`).
+    pub guest: String,
+    /// `Some(true)` for `:ro`, `Some(false)` for `:rw`, `None` to keep the declared mode.
+    pub read_only: Option<bool>,
+}
+
+impl Mount {
+    /// Parses `HOST:GUEST[:ro|:rw]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (rest, read_only) = match text.rsplit_once(':') {
+            Some((rest, "ro")) => (rest, Some(true)),
+            Some((rest, "rw")) => (rest, Some(false)),
+            _ => (text, None),
+        };
+        match rest.rsplit_once(':') {
+            Some((host, guest)) if !host.is_empty() && !guest.trim_matches('/').is_empty() => {
+                Ok(Mount {
+                    host: PathBuf::from(host),
+                    guest: guest.to_string(),
+                    read_only,
+                })
+            }
+            _ => Err(format!("`{text}` is not HOST:GUEST[:ro|:rw]")),
+        }
+    }
+
+    fn guest_dir(&self) -> &str {
+        self.guest.trim_matches('/')
+    }
 }
 
 /// Limits given at exec time (`--timeout`, `--ram`, `--compute`). They can only make the
@@ -121,6 +160,7 @@ impl CallOptions {
             args_json: args_json.to_string(),
             files_root: None,
             narrow: Narrowing::default(),
+            mounts: Vec::new(),
         }
     }
 }
@@ -371,7 +411,7 @@ impl LoadedBundle {
                 .map_err(|e| Error::Internal(format!("cannot read the current directory: {e}")))?,
         };
         let policy = options.narrow.apply(&task_name, &task.policy)?;
-        let dirs = granted_dirs(&root, &policy)?;
+        let dirs = granted_dirs(&root, &policy, &options.mounts)?;
         Ok(self.call_with_policy(&task_name, &policy, &options.args_json, &dirs))
     }
 
@@ -427,12 +467,40 @@ impl LoadedBundle {
 
 /// Resolves the policy's `allowed_files` under `root`; a declared directory that is missing is
 /// an error (a silently missing grant would only surface as a confusing failure in the task).
-fn granted_dirs(root: &Path, policy: &Policy) -> Result<Vec<GrantedDir>, Error> {
+fn granted_dirs(root: &Path, policy: &Policy, mounts: &[Mount]) -> Result<Vec<GrantedDir>, Error> {
+    let declared: Vec<&str> = policy
+        .allowed_files
+        .iter()
+        .map(|g| g.path.as_str())
+        .collect();
+    for mount in mounts {
+        if !declared.contains(&mount.guest_dir()) {
+            return Err(Error::Usage(format!(
+                "`--mount` binds `/{}`, which the task does not declare (declared: {})",
+                mount.guest_dir(),
+                if declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            )));
+        }
+    }
     policy
         .allowed_files
         .iter()
         .map(|grant| {
-            let host = root.join(&grant.path);
+            let mount = mounts.iter().find(|m| m.guest_dir() == grant.path);
+            let writable = grant.mode == FileMode::Rw;
+            if let Some(Mount { read_only: Some(false), .. }) = mount {
+                if !writable {
+                    return Err(Error::Usage(format!(
+                        "`--mount` asks read-write for `/{}`, which the task declares read-only; a mount can only narrow",
+                        grant.path
+                    )));
+                }
+            }
+            let host = mount.map_or_else(|| root.join(&grant.path), |m| m.host.clone());
             if !host.is_dir() {
                 return Err(Error::Usage(format!(
                     "the task's allowed directory `{}` does not exist at `{}`",
@@ -443,7 +511,7 @@ fn granted_dirs(root: &Path, policy: &Policy) -> Result<Vec<GrantedDir>, Error> 
             Ok(GrantedDir {
                 host,
                 guest: format!("/{}", grant.path),
-                writable: grant.mode == FileMode::Rw,
+                writable: writable && mount.and_then(|m| m.read_only) != Some(true),
             })
         })
         .collect()

@@ -243,3 +243,44 @@ fn capsule_toml_defaults_apply_and_task_values_win() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn mounts_bind_or_narrow_declared_directories_and_never_widen() {
+    let bundle = bundle(&fixture("limits_files.py"));
+    let work = files_project();
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::fs::write(elsewhere.path().join("input.txt"), "bound elsewhere").expect("write");
+    let data = format!("{}:data", elsewhere.path().display());
+    let out_ro = format!("{}:/out:ro", work.path().join("out").display());
+    let (code, envelope) = exec_json_in(
+        &bundle,
+        &["--mount", &data, "--mount", &out_ro],
+        Some(work.path()),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(envelope["result"]["read"], "bound elsewhere");
+    assert!(
+        envelope["result"]["write_rw"]
+            .as_str()
+            .expect("outcome")
+            .starts_with("refused"),
+        "{envelope}"
+    );
+
+    let widen = format!("{}:data:rw", work.path().join("data").display());
+    let (code, envelope) = exec_json_in(&bundle, &["--mount", &widen], Some(work.path()), &[]);
+    assert_eq!(code, Some(2), "{envelope}");
+    assert!(
+        error_of(&envelope).1.contains("can only narrow"),
+        "{envelope}"
+    );
+
+    let undeclared = format!("{}:secrets", work.path().display());
+    let (code, envelope) = exec_json_in(&bundle, &["--mount", &undeclared], Some(work.path()), &[]);
+    assert_eq!(code, Some(2), "{envelope}");
+    assert!(
+        error_of(&envelope).1.contains("does not declare"),
+        "{envelope}"
+    );
+}

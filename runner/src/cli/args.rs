@@ -41,6 +41,12 @@ pub struct TaskArgs {
     /// (1e11, 15 s) or a count; at most what the task declares.
     #[arg(long, value_name = "LEVEL")]
     pub compute: Option<String>,
+
+    /// Bind a declared directory to HOST instead of `./GUEST`, optionally read-only:
+    /// `HOST:GUEST[:ro|:rw]` (repeatable). It can only narrow: no new directories, no read-write
+    /// for a read-only one.
+    #[arg(long, value_name = "HOST:GUEST[:ro]", value_parser = crate::Mount::parse)]
+    pub mount: Vec<crate::Mount>,
 }
 
 impl TaskArgs {

@@ -97,6 +97,7 @@ pub fn exec_bundle(
             args_json: request,
             files_root: None,
             narrow,
+            mounts: task.mount.clone(),
         })
     });
     match outcome {
