@@ -1,7 +1,7 @@
 //! Issue 4: every declared limit is enforced by the runner, with a typed error naming the limit.
 
 use crate::support::{
-    build, bundle, capsule, envelope, exec_json, exec_json_in, fixture, test_key,
+    assert_success, build, bundle, capsule, envelope, exec_json, exec_json_in, fixture, test_key,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -214,11 +214,7 @@ fn capsule_toml_defaults_apply_and_task_values_win() {
     .expect("write");
     let out = dir.path().join("task.capsule");
     let output = build(&dir.path().join("task.py"), &out);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output, "capsule");
     let output = capsule()
         .arg("inspect")
         .arg("--json")

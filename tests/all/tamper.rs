@@ -1,7 +1,7 @@
 //! Issue 5: a changed, swapped, truncated or untrusted bundle is refused (exit 3) before any of its
 //! code runs; and builds are reproducible.
 
-use crate::support::{bundle, capsule, exec_json_in, fixture, make_key, test_key};
+use crate::support::{assert_success, bundle, capsule, exec_json_in, fixture, make_key, test_key};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -159,7 +159,7 @@ fn untrusted_and_unsigned_bundles_are_refused() {
         .arg(&other_key)
         .output()
         .expect("spawn");
-    assert!(output.status.success());
+    assert_success(&output, "capsule build");
     assert_refused(&signed, "untrusted signer", "not a trusted key");
 
     let unsigned = dir.path().join("unsigned.capsule");
@@ -178,11 +178,7 @@ fn untrusted_and_unsigned_bundles_are_refused() {
         .arg("--allow-unsigned")
         .output()
         .expect("spawn");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output, "capsule");
     assert!(String::from_utf8_lossy(&output.stderr).contains("warning: "));
 }
 
@@ -196,11 +192,7 @@ fn verify_checks_signature_and_blobs() {
         .arg(&test_key().1)
         .output()
         .expect("spawn");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output, "capsule");
     let output = capsule()
         .arg("verify")
         .arg(&signed)
@@ -237,11 +229,7 @@ fn sha256_of_build(source: &Path, out: &PathBuf) -> String {
         .arg("--check-reproducible")
         .output()
         .expect("spawn");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output, "capsule");
     assert!(String::from_utf8_lossy(&output.stderr).contains("reproducible: two builds"));
     hex::encode(Sha256::digest(std::fs::read(out).expect("read")))
 }

@@ -1,6 +1,6 @@
 //! Issue 6: the minimal `capsule-runner`, and bundles without code for this host.
 
-use crate::support::{bundle, capsule, envelope, example, fixture, test_key};
+use crate::support::{assert_success, bundle, capsule, envelope, example, fixture, test_key};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -31,11 +31,7 @@ fn the_minimal_runner_gives_the_same_envelope_as_capsule_exec() {
             .args(["--", "1", "x"])
             .output()
             .expect("spawn");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success(&output, "capsule");
         envelope(&output)
     };
     let full = run(capsule());
@@ -62,11 +58,7 @@ fn a_bundle_without_code_for_this_host_is_compiled_by_capsule_and_refused_by_the
         .arg(&test_key().0)
         .output()
         .expect("spawn");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output, "capsule");
 
     let output = capsule_runner()
         .arg("exec")
@@ -91,11 +83,7 @@ fn a_bundle_without_code_for_this_host_is_compiled_by_capsule_and_refused_by_the
             .args(["--json", "--", "Ada"])
             .output()
             .expect("spawn");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success(&output, "capsule");
         assert!(
             String::from_utf8_lossy(&output.stderr).contains("no precompiled code for this host")
         );
