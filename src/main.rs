@@ -16,6 +16,7 @@ enum Cli {
     Build(commands::BuildCommand),
     Exec(capsule_runner::cli::ExecCommand),
     Run(commands::RunCommand),
+    Worker(capsule_runner::cli::WorkerCommand),
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Run(c) => c.execute(),
+        Cli::Worker(c) => {
+            local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
+        }
         Cli::Inspect(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),

@@ -3,7 +3,9 @@
 //! envelope and exit codes.
 
 pub mod args;
-mod exec;
+pub(crate) mod exec;
 pub mod report;
+mod worker;
 
 pub use exec::{ExecCommand, ExecHow, exec_bundle};
+pub use worker::WorkerCommand;

@@ -3,10 +3,10 @@
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
+use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -80,22 +80,13 @@ pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     Ok(linker)
 }
 
-/// Increments the engine's epoch when `timeout` passes, unless dropped first.
-struct Deadline {
-    _cancel: mpsc::Sender<()>,
-}
-
-impl Deadline {
-    fn start(engine: &Engine, timeout: Duration) -> Self {
-        let (cancel, cancelled) = mpsc::channel::<()>();
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
-                engine.increment_epoch();
-            }
-        });
-        Deadline { _cancel: cancel }
-    }
+/// Type-checks and links `component` once, so that each attempt only instantiates.
+pub fn prepare(engine: &Engine, component: &Component) -> Result<TaskPre<AttemptState>, String> {
+    let linker = linker(engine)?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| format!("the component does not fit the runner: {e:#}"))?;
+    TaskPre::new(pre).map_err(|e| format!("the component does not export the task world: {e:#}"))
 }
 
 fn limit_text(bytes: u64) -> String {
@@ -107,18 +98,21 @@ fn limit_text(bytes: u64) -> String {
     }
 }
 
-/// Runs task `task` once in a fresh instance.
-pub fn attempt(
-    engine: &Engine,
-    linker: &Linker<AttemptState>,
-    component: &Component,
-    task: &str,
-    policy: &Policy,
-    args_json: &str,
+fn internal(message: String) -> ErrorInfo {
+    ErrorInfo {
+        error_type: ErrorType::Internal,
+        message,
+        traceback: None,
+    }
+}
+
+/// The WASI context of one attempt: stdout/stderr captured, the layers and granted directories
+/// preopened, the granted environment, nothing else.
+fn wasi_context(
     environment: &Environment<'_>,
-) -> AttemptOutcome {
-    let stdout = CapturedOutput::new(OUTPUT_CAP);
-    let stderr = CapturedOutput::new(OUTPUT_CAP);
+    stdout: &CapturedOutput,
+    stderr: &CapturedOutput,
+) -> Result<WasiCtx, ErrorInfo> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(stdout.clone())
@@ -127,11 +121,10 @@ pub fn attempt(
     for (key, value) in environment.env {
         builder.env(key, value);
     }
-    let mut setup_error = None;
     for (dir, mount) in environment.layers {
-        if let Err(e) = builder.preopened_dir(dir, mount, FsPerms::ReadOnly) {
-            setup_error = Some(format!("cannot open layer `{}`: {e:#}", dir.display()));
-        }
+        builder
+            .preopened_dir(dir, mount, FsPerms::ReadOnly)
+            .map_err(|e| internal(format!("cannot open layer `{}`: {e:#}", dir.display())))?;
     }
     for dir in environment.dirs {
         let perms = if dir.writable {
@@ -139,74 +132,75 @@ pub fn attempt(
         } else {
             FsPerms::ReadOnly
         };
-        if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
-            setup_error = Some(format!(
-                "cannot open granted directory `{}`: {e:#}",
-                dir.host.display()
-            ));
-        }
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| {
+                internal(format!(
+                    "cannot open granted directory `{}`: {e:#}",
+                    dir.host.display()
+                ))
+            })?;
     }
+    Ok(builder.build())
+}
+
+/// Runs task `task` once in a fresh instance. The timeout is enforced twice: the epoch callback
+/// stops wasm code (a CPU loop), the async timeout stops a wait in the host (a sleep).
+pub async fn attempt(
+    pre: &TaskPre<AttemptState>,
+    task: &str,
+    policy: &Policy,
+    args_json: &str,
+    environment: &Environment<'_>,
+) -> AttemptOutcome {
+    let stdout = CapturedOutput::new(OUTPUT_CAP);
+    let stderr = CapturedOutput::new(OUTPUT_CAP);
+    let fuel = policy.fuel();
+    let wasi = match wasi_context(environment, &stdout, &stderr) {
+        Ok(wasi) => wasi,
+        Err(error) => {
+            return AttemptOutcome {
+                result: Err(error),
+                fuel_consumed: 0,
+                peak_memory_bytes: 0,
+                output: GuestOutput::default(),
+            };
+        }
+    };
     let state = AttemptState {
-        wasi: builder.build(),
+        wasi,
         table: ResourceTable::new(),
         limiter: MemoryLimiter::new(policy.ram_bytes),
     };
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
-    let fuel = policy.fuel();
-    let mut result = match setup_error {
-        Some(message) => Err(ErrorInfo {
-            error_type: ErrorType::Internal,
-            message,
-            traceback: None,
-        }),
-        None => Ok(()),
-    };
-    if result.is_ok() {
-        if let Err(e) = store.set_fuel(fuel) {
-            result = Err(ErrorInfo {
-                error_type: ErrorType::Internal,
-                message: format!("cannot set fuel: {e:#}"),
-                traceback: None,
-            });
-        }
-    }
-    store.set_epoch_deadline(1);
-    let called = result.and_then(|()| {
-        let _deadline = Deadline::start(engine, policy.timeout());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| ErrorInfo {
-                error_type: ErrorType::Internal,
-                message: format!("cannot start the async runtime: {e}"),
-                traceback: None,
-            })?;
-        let call = runtime.block_on(async {
+    let called = match store.set_fuel(fuel) {
+        Err(e) => Err(internal(format!("cannot set fuel: {e:#}"))),
+        Ok(()) => {
+            ticker::arm(&mut store, Instant::now() + policy.timeout());
             let run = async {
-                let instance = Task::instantiate_async(&mut store, component, linker).await?;
+                let instance = pre.instantiate_async(&mut store).await?;
                 instance.call_run(&mut store, task, args_json).await
             };
-            tokio::time::timeout(policy.timeout(), run).await
-        });
-        match call {
-            Err(_elapsed) => Err(ErrorInfo {
-                error_type: ErrorType::Timeout,
-                message: format!(
-                    "task `{task}` exceeded its timeout of {} ms (while waiting in the host)",
-                    policy.timeout_ms
-                ),
-                traceback: None,
-            }),
-            Ok(Ok(Ok(json))) => Ok(json),
-            Ok(Ok(Err(guest))) => Err(ErrorInfo {
-                error_type: ErrorType::from_guest(&guest.error_type),
-                message: guest.message,
-                traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
-            }),
-            Ok(Err(trap)) => Err(classify_trap(&trap, task, policy)),
+            match tokio::time::timeout(policy.timeout(), run).await {
+                Err(_elapsed) => Err(ErrorInfo {
+                    error_type: ErrorType::Timeout,
+                    message: format!(
+                        "task `{task}` exceeded its timeout of {} ms (while waiting in the host)",
+                        policy.timeout_ms
+                    ),
+                    traceback: None,
+                }),
+                Ok(Ok(Ok(json))) => Ok(json),
+                Ok(Ok(Err(guest))) => Err(ErrorInfo {
+                    error_type: ErrorType::from_guest(&guest.error_type),
+                    message: guest.message,
+                    traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
+                }),
+                Ok(Err(trap)) => Err(classify_trap(&trap, task, policy)),
+            }
         }
-    });
+    };
     let fuel_consumed = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));
     let limiter = &store.data().limiter;
     let peak_memory_bytes = limiter.peak as u64;

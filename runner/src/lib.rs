@@ -30,6 +30,8 @@ mod outcome;
 mod output;
 mod runner;
 mod store;
+mod ticker;
+pub mod worker;
 
 pub use error::Error;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};

@@ -1,9 +1,10 @@
 //! Opening bundles and running their tasks.
 
 use crate::error::Error;
-use crate::instance::{self, AttemptState, Environment, GrantedDir};
+use crate::instance::{self, AttemptState, Environment, GrantedDir, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::{BundleKey, Store};
+use crate::ticker::EpochTicker;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::TargetEntry;
@@ -14,12 +15,13 @@ use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Runs bundles; one engine, shared by every bundle it opens.
 pub struct Runner {
     engine: Engine,
+    ticker: Arc<EpochTicker>,
     store: Store,
     compiler: Option<Arc<dyn LocalCompiler>>,
 }
@@ -34,12 +36,13 @@ pub trait LocalCompiler: Send + Sync {
 
 /// A verified bundle whose code is loaded and ready to instantiate.
 pub struct LoadedBundle {
-    engine: Engine,
     manifest: Manifest,
     signer: Signer,
     compiled_locally: bool,
-    component: Component,
-    linker: Linker<AttemptState>,
+    /// The component, linked and type-checked once: an attempt only instantiates it.
+    pre: TaskPre<AttemptState>,
+    /// Keeps timeouts working for as long as the bundle can be called.
+    _ticker: Arc<EpochTicker>,
     layers: Vec<(PathBuf, String)>,
 }
 
@@ -169,10 +172,26 @@ impl Runner {
     /// A runner keeping its content store (verified code, unpacked layers) under `store_dir`, a
     /// directory only Capsule writes.
     pub fn new(store_dir: PathBuf) -> Result<Self, Error> {
-        let engine = Engine::new(&engine::config())
+        Self::with_config(store_dir, engine::config())
+    }
+
+    /// A runner for many calls (the worker): instances come from a pool of `slots` preallocated
+    /// slots whose memories are reset copy-on-write to the snapshot, so that an instantiation
+    /// costs microseconds. At most `slots` instances exist at once; callers bound their
+    /// concurrency to it.
+    pub fn pooled(store_dir: PathBuf, slots: u32) -> Result<Self, Error> {
+        let mut config = engine::config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(slots)));
+        Self::with_config(store_dir, config)
+    }
+
+    fn with_config(store_dir: PathBuf, config: wasmtime::Config) -> Result<Self, Error> {
+        let engine = Engine::new(&config)
             .map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
+        let ticker = EpochTicker::start(&engine).map_err(Error::Internal)?;
         Ok(Runner {
             engine,
+            ticker: Arc::new(ticker),
             store: Store::new(store_dir),
             compiler: None,
         })
@@ -340,17 +359,40 @@ impl Runner {
         component: Component,
         layers: Vec<(PathBuf, String)>,
     ) -> Result<LoadedBundle, Error> {
-        let linker = instance::linker(&self.engine).map_err(Error::Internal)?;
+        let pre = instance::prepare(&self.engine, &component).map_err(Error::Internal)?;
         Ok(LoadedBundle {
-            engine: self.engine.clone(),
             manifest,
             signer,
-            component,
-            linker,
+            pre,
+            _ticker: self.ticker.clone(),
             layers,
             compiled_locally: false,
         })
     }
+}
+
+/// The pool behind [`Runner::pooled`]. Sized for our guests: a guest component has a handful of
+/// core instances (the guest, the WASI adapter, shims), one or two memories and a few tables.
+fn pool_config(slots: u32) -> PoolingAllocationConfig {
+    const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+    const MEMORIES_PER_COMPONENT: u32 = 4;
+    const TABLES_PER_COMPONENT: u32 = 8;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(slots * MEMORIES_PER_COMPONENT)
+        .total_tables(slots * TABLES_PER_COMPONENT)
+        .total_stacks(slots)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        // The whole 32-bit space: `ram` is enforced by the store's limiter, not by slot size.
+        .max_memory_size(4 << 30)
+        // CPython's function table has some 10^4 entries.
+        .table_elements(1 << 17)
+        .max_core_instance_size(1 << 20)
+        .max_component_instance_size(1 << 20);
+    pool
 }
 
 /// The `.cwasm` entry this runner's engine can load on `host`.
@@ -389,6 +431,16 @@ impl LoadedBundle {
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.
     pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(self.call_async(options))
+    }
+
+    /// [`LoadedBundle::call`] on the caller's tokio runtime (which must have time enabled);
+    /// a task that computes yields at every epoch tick, so calls on one thread interleave.
+    pub async fn call_async(&self, options: &CallOptions) -> Result<Envelope, Error> {
         let task_name = options
             .task
             .clone()
@@ -412,10 +464,12 @@ impl LoadedBundle {
         };
         let policy = options.narrow.apply(&task_name, &task.policy)?;
         let dirs = granted_dirs(&root, &policy, &options.mounts)?;
-        Ok(self.call_with_policy(&task_name, &policy, &options.args_json, &dirs))
+        Ok(self
+            .call_with_policy(&task_name, &policy, &options.args_json, &dirs)
+            .await)
     }
 
-    fn call_with_policy(
+    async fn call_with_policy(
         &self,
         task: &str,
         policy: &Policy,
@@ -436,15 +490,7 @@ impl LoadedBundle {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = instance::attempt(
-                &self.engine,
-                &self.linker,
-                &self.component,
-                task,
-                policy,
-                args_json,
-                &environment,
-            );
+            let outcome = instance::attempt(&self.pre, task, policy, args_json, &environment).await;
             let retry = match &outcome.result {
                 Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
                 Ok(_) => false,

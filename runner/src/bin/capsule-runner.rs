@@ -2,7 +2,7 @@
 //! bundles from their precompiled code and nothing else; it has no compiler in it, so a bundle
 //! without code for this host is refused rather than compiled.
 
-use capsule_runner::cli::{ExecCommand, report};
+use capsule_runner::cli::{ExecCommand, WorkerCommand, report};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -11,12 +11,16 @@ use std::process::ExitCode;
 #[command(name = "capsule-runner", version, after_help = report::EXIT_STATUS_HELP)]
 enum Cli {
     Exec(ExecCommand),
+    Worker(WorkerCommand),
 }
 
 fn main() -> ExitCode {
-    let Cli::Exec(command) = Cli::parse();
     // No compiler: a bundle without code for this host is refused.
-    match command.execute(None) {
+    let outcome = match Cli::parse() {
+        Cli::Exec(command) => command.execute(None),
+        Cli::Worker(command) => command.execute(None),
+    };
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(report::print_error(&error)),
     }

@@ -123,7 +123,8 @@ pub fn exec_bundle(
     }
 }
 
-fn describe(error: &crate::Error) -> String {
+/// The error and its causes, on one line each.
+pub(crate) fn describe(error: &crate::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -133,7 +134,8 @@ fn describe(error: &crate::Error) -> String {
     text
 }
 
-fn warn_if_unsigned(bundle: &Path, signer: Signer) {
+/// Says on stderr that an unsigned or untrusted bundle runs (because of `--allow-unsigned`).
+pub(crate) fn warn_if_unsigned(bundle: &Path, signer: Signer) {
     match signer {
         Signer::Trusted(_) => {}
         Signer::Untrusted(key) => eprintln!(

@@ -1,0 +1,68 @@
+use super::args::{TrustArgs, cache_dir};
+use crate::worker::{self, WorkerOptions};
+use crate::{LocalCompiler, Runner};
+use anyhow::{Context, bail};
+use std::sync::Arc;
+
+/// Serve many task calls over NDJSON on stdin/stdout, each in a fresh instance of a warm engine.
+///
+/// Each line in is `{"id", "bundle", "task"?, "args"?, "kwargs"?, "timeout"?}`; each line out is
+/// `{"id", "envelope"}`, in completion order. Bundles are verified once and kept loaded; guest
+/// output is captured in the envelope and never written to stdout. At EOF the worker answers every
+/// request still running and exits.
+#[derive(clap::Parser)]
+#[command(after_help = WORKER_HELP)]
+pub struct WorkerCommand {
+    /// Requests running at once (each holds one preallocated instance slot); reading stdin
+    /// pauses while this many are in flight.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_in_flight: u32,
+
+    /// Deadline of every request (`500ms`, `30s`); narrows each task's own `timeout`, never
+    /// widens it.
+    #[arg(long, value_name = "DURATION")]
+    request_timeout: Option<String>,
+
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+const WORKER_HELP: &str = "Example:\n  echo '{\"id\": 1, \"bundle\": \"hello.capsule\", \"args\": [\"world\"]}' | capsule worker --trust ci.key.pub\n\n\
+Exit status:\n  0  every request was answered (failed tasks included: see each envelope)\n  2  usage error, or the streams failed";
+
+/// Most slots a pool is sized for: each reserves address space for its memories.
+const MAX_IN_FLIGHT: u32 = 1024;
+
+impl WorkerCommand {
+    /// Runs the worker until EOF on stdin; returns the exit code.
+    pub fn execute(self, compiler: Option<Arc<dyn LocalCompiler>>) -> anyhow::Result<u8> {
+        if self.max_in_flight == 0 || self.max_in_flight > MAX_IN_FLIGHT {
+            bail!(
+                "`--max-in-flight` must be between 1 and {MAX_IN_FLIGHT}, got {}",
+                self.max_in_flight
+            );
+        }
+        let request_timeout = self
+            .request_timeout
+            .as_ref()
+            .map(|t| {
+                capsule_packager::policy::parse_timeout(&serde_json::Value::String(t.clone()))
+                    .map_err(|e| anyhow::anyhow!("invalid `--request-timeout`: {e}"))
+            })
+            .transpose()?;
+        let mut runner = Runner::pooled(cache_dir()?.join("store"), self.max_in_flight)?;
+        if let Some(compiler) = compiler {
+            runner = runner.with_local_compiler(compiler);
+        }
+        let options = WorkerOptions {
+            max_in_flight: self.max_in_flight as usize,
+            request_timeout,
+            trust: self.trust.trust()?,
+            files_root: None,
+        };
+        let stdin = std::io::stdin().lock();
+        worker::serve(runner, options, stdin, std::io::stdout())
+            .context("the worker's streams failed")?;
+        Ok(0)
+    }
+}
