@@ -275,7 +275,12 @@ fn call_options(
         let task = request.task.as_deref().unwrap_or(&bundle.manifest().entry);
         if let Some(declared) = bundle.manifest().task(task).map(|t| t.policy.timeout()) {
             let clamped = limit.min(declared);
-            timeout = Some(timeout.map_or(clamped, |t| t.min(clamped)));
+            timeout = match timeout {
+                // Wider than declared: left for `Narrowing::apply` to refuse.
+                Some(asked) if asked > declared => Some(asked),
+                Some(asked) => Some(asked.min(clamped)),
+                None => Some(clamped),
+            };
         }
     }
     Ok(CallOptions {

@@ -7,3 +7,4 @@ mod limits;
 mod support;
 mod tamper;
 mod targets;
+mod worker;

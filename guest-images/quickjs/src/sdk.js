@@ -50,7 +50,14 @@ globalThis.console = {
   warn: writer(2),
   error: writer(2),
 };
-globalThis.process = { env: {} };
+// Node's raw streams: text as given, no newline added.
+const rawWriter = (fd) => ({
+  write(text) {
+    host.write(phase === "init" ? 2 : fd, String(text));
+    return true;
+  },
+});
+globalThis.process = { env: {}, stdout: rawWriter(1), stderr: rawWriter(2) };
 
 // Math.random: the interpreter's own state was seeded once, at init, and would repeat in every
 // run of the snapshot; this xorshift128 generator is reseeded from WASI randomness at every run.

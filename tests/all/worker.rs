@@ -1,0 +1,357 @@
+//! `capsule worker`: many calls over one NDJSON stream, each in a fresh instance, under the same
+//! limits as `exec`.
+
+use crate::support::{bundle, capsule, fixture, test_key};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `capsule worker --trust TEST_KEY [extra...]`.
+struct Worker {
+    child: Child,
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = capsule()
+            .arg("worker")
+            .arg("--trust")
+            .arg(&test_key().1)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn capsule worker");
+        let input = child.stdin.take();
+        let output = BufReader::new(child.stdout.take().expect("stdout"));
+        Worker {
+            child,
+            input,
+            output,
+        }
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let input = self.input.as_mut().expect("stdin open");
+        writeln!(input, "{line}").expect("write request");
+        input.flush().expect("flush request");
+    }
+
+    fn send(&mut self, request: &Value) {
+        self.send_line(&request.to_string());
+    }
+
+    /// The next answer line, parsed; fails on anything that is not one JSON object with an id
+    /// and an envelope.
+    fn receive(&mut self) -> Value {
+        let mut line = String::new();
+        let read = self.output.read_line(&mut line).expect("read answer");
+        assert!(read > 0, "the worker closed stdout early");
+        let answer: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("answer line is not JSON ({e}): {line:?}"));
+        assert!(
+            answer.get("id").is_some() && answer["envelope"].is_object(),
+            "not an answer: {line}"
+        );
+        answer
+    }
+
+    fn call(&mut self, request: &Value) -> Value {
+        self.send(request);
+        self.receive()
+    }
+
+    /// Sends every request from another thread (so neither pipe fills up) and collects as
+    /// many answers, by id.
+    fn call_all(&mut self, requests: Vec<Value>) -> HashMap<String, Value> {
+        let mut input = self.input.take().expect("stdin open");
+        let count = requests.len();
+        let feeder = std::thread::spawn(move || {
+            for request in requests {
+                writeln!(input, "{request}").expect("write request");
+            }
+            input.flush().expect("flush");
+            input
+        });
+        let answers = (0..count)
+            .map(|_| {
+                let answer = self.receive();
+                (answer["id"].to_string(), answer)
+            })
+            .collect();
+        self.input = Some(feeder.join().expect("feeder thread"));
+        answers
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Closes stdin and checks that the worker drains and exits 0; returns the answers that
+    /// were still to come.
+    fn finish(mut self) -> Vec<Value> {
+        drop(self.input.take());
+        let mut rest = Vec::new();
+        let mut line = String::new();
+        while self.output.read_line(&mut line).expect("read") > 0 {
+            rest.push(serde_json::from_str(&line).expect("answer is JSON"));
+            line.clear();
+        }
+        let status = self.child.wait().expect("wait for the worker");
+        assert!(status.success(), "the worker exited with {status}");
+        rest
+    }
+}
+
+fn request(id: usize, bundle: &Path, args: Value) -> Value {
+    json!({"id": id, "bundle": bundle, "args": args})
+}
+
+fn assert_ok(answer: &Value) -> &Value {
+    assert_eq!(
+        answer["envelope"]["success"], true,
+        "request failed: {answer}"
+    );
+    &answer["envelope"]["result"]
+}
+
+#[test]
+fn a_thousand_sequential_requests_succeed_in_fresh_instances() {
+    for (echo, counter) in [("echo.py", "counter.py"), ("echo.js", "counter.js")] {
+        let echo = bundle(&fixture(echo));
+        let counter = bundle(&fixture(counter));
+        let mut worker = Worker::start(&[]);
+        for i in 0..1000 {
+            let answer = worker.call(&request(i, &echo, json!([i, format!("n{i}")])));
+            assert_eq!(answer["id"], i);
+            assert_eq!(assert_ok(&answer)["args"], json!([i, format!("n{i}")]));
+            // Every call starts from the snapshot: module state never carries over.
+            if i % 100 == 0 {
+                let answer = worker.call(&request(i, &counter, json!([])));
+                assert_eq!(assert_ok(&answer), &json!(1), "state leaked between calls");
+            }
+        }
+        assert!(worker.finish().is_empty());
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_requests_succeed() {
+    let py = bundle(&fixture("echo.py"));
+    let js = bundle(&fixture("echo.js"));
+    let mut worker = Worker::start(&["--max-in-flight", "8"]);
+    let requests = (0..200)
+        .map(|i| request(i, if i % 2 == 0 { &py } else { &js }, json!([i])))
+        .collect();
+    let answers = worker.call_all(requests);
+    assert_eq!(answers.len(), 200);
+    for i in 0..200 {
+        let answer = &answers[&i.to_string()];
+        assert_eq!(assert_ok(answer)["args"], json!([i]));
+    }
+    assert!(worker.finish().is_empty());
+}
+
+#[test]
+fn guest_output_without_a_newline_never_reaches_the_stream() {
+    for source in ["partial_line.py", "partial_line.js"] {
+        let task = bundle(&fixture(source));
+        let mut worker = Worker::start(&[]);
+        let answers = worker.call_all((0..20).map(|i| request(i, &task, json!([i]))).collect());
+        for i in 0..20 {
+            let envelope = &answers[&i.to_string()]["envelope"];
+            assert_eq!(envelope["result"], i, "{source}: {envelope}");
+            assert_eq!(envelope["output"]["stdout"], r#"{"id": 0, "envelope": "#);
+            assert_eq!(envelope["output"]["stderr"], "half a line");
+        }
+        assert!(worker.finish().is_empty());
+    }
+}
+
+#[test]
+fn a_timed_out_request_does_not_stall_the_others() {
+    let loops = [
+        bundle(&fixture("limits_cpu.py")),
+        bundle(&fixture("limits_cpu.js")),
+    ];
+    let echo = bundle(&fixture("echo.js"));
+    let mut worker = Worker::start(&["--max-in-flight", "4"]);
+    let started = Instant::now();
+    // Two CPU loops (timeout = "1s") hold both cores; quick calls must still get through.
+    worker.send(&json!({"id": "loop-py", "bundle": loops[0]}));
+    worker.send(&json!({"id": "loop-js", "bundle": loops[1]}));
+    for i in 0..50 {
+        let answer = worker.call(&request(i, &echo, json!([i])));
+        assert_eq!(assert_ok(&answer)["args"], json!([i]));
+    }
+    let quick = started.elapsed();
+    assert!(
+        quick < Duration::from_millis(900),
+        "50 quick calls took {quick:?} next to two CPU loops"
+    );
+    for _ in 0..2 {
+        let answer = worker.receive();
+        let error = &answer["envelope"]["error"];
+        assert_eq!(error["error_type"], "timeout", "{answer}");
+        assert!(error["message"].as_str().unwrap_or("").contains("1000 ms"));
+    }
+    let looped = started.elapsed();
+    assert!(
+        looped < Duration::from_millis(1500),
+        "the CPU loops ended after {looped:?}"
+    );
+    assert!(worker.finish().is_empty());
+}
+
+#[test]
+fn limits_hold_in_the_worker_as_in_exec() {
+    let mut worker = Worker::start(&["--request-timeout", "300ms"]);
+    let cases = [
+        ("limits_memory.py", "memory_limit", "ram = 32000000 bytes"),
+        ("limits_memory.js", "memory_limit", "ram = "),
+        ("limits_fuel.py", "out_of_fuel", "fuel"),
+        ("limits_fuel.js", "out_of_fuel", "fuel"),
+        // The task declares 1 s; the worker's deadline narrows it.
+        ("limits_sleep.py", "timeout", "300 ms"),
+        ("limits_sleep.js", "timeout", "300 ms"),
+    ];
+    for (source, error_type, names) in cases {
+        let task = bundle(&fixture(source));
+        let started = Instant::now();
+        let answer = worker.call(&json!({"id": source, "bundle": task}));
+        let error = &answer["envelope"]["error"];
+        assert_eq!(error["error_type"], error_type, "{source}: {answer}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{source}: {message}");
+        if error_type == "timeout" {
+            assert!(started.elapsed() < Duration::from_millis(900), "{source}");
+        }
+    }
+    // A request's own timeout narrows further; a wider one is refused.
+    let sleep = bundle(&fixture("limits_sleep.py"));
+    let answer = worker.call(&json!({"id": 1, "bundle": sleep, "timeout": "100ms"}));
+    assert!(
+        answer["envelope"]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100 ms"),
+        "{answer}"
+    );
+    let answer = worker.call(&json!({"id": 2, "bundle": sleep, "timeout": "5s"}));
+    assert_eq!(answer["envelope"]["error"]["error_type"], "invalid_args");
+    assert!(worker.finish().is_empty());
+}
+
+#[test]
+fn malformed_lines_are_answered_with_their_id_and_the_worker_goes_on() {
+    let echo = bundle(&fixture("echo.py"));
+    let mut worker = Worker::start(&[]);
+    let cases = [
+        ("this is not json".to_string(), Value::Null),
+        (json!({"id": 5}).to_string(), json!(5)),
+        (
+            json!({"id": "u", "bundle": echo, "color": "red"}).to_string(),
+            json!("u"),
+        ),
+        (
+            json!({"id": [1], "bundle": echo, "args": 3}).to_string(),
+            json!([1]),
+        ),
+        (
+            json!({"id": 6, "bundle": echo, "timeout": "soon"}).to_string(),
+            json!(6),
+        ),
+        (
+            json!({"id": 7, "bundle": "/nonexistent.capsule"}).to_string(),
+            json!(7),
+        ),
+        (
+            json!({"id": 8, "bundle": echo, "task": "nope"}).to_string(),
+            json!(8),
+        ),
+    ];
+    for (line, id) in cases {
+        worker.send_line(&line);
+        let answer = worker.receive();
+        assert_eq!(answer["id"], id, "{line}");
+        assert_eq!(answer["envelope"]["success"], false, "{line}");
+        assert!(
+            answer["envelope"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let answer = worker.call(&request(9, &echo, json!({"kwargs": {"k": 1}})));
+    assert_eq!(assert_ok(&answer)["kwargs"], json!({"k": 1}));
+    assert!(worker.finish().is_empty());
+}
+
+#[test]
+fn an_untrusted_bundle_is_refused_by_the_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unsigned = dir.path().join("unsigned.capsule");
+    let output = crate::support::build(&fixture("echo.js"), &unsigned);
+    crate::support::assert_success(&output, "capsule build");
+    let mut worker = Worker::start(&[]);
+    let answer = worker.call(&json!({"id": 1, "bundle": unsigned}));
+    assert_eq!(answer["envelope"]["error"]["error_type"], "bundle_invalid");
+    assert_eq!(answer["envelope"]["execution"]["attempts"], 0);
+    assert!(worker.finish().is_empty());
+}
+
+#[test]
+fn eof_drains_every_request_in_flight() {
+    let echo = bundle(&fixture("echo.py"));
+    let sleep = bundle(&fixture("limits_sleep.js"));
+    let mut worker = Worker::start(&[]);
+    worker.send(&json!({"id": "slow", "bundle": sleep}));
+    for i in 0..20 {
+        worker.send(&request(i, &echo, json!([i])));
+    }
+    let answers = worker.finish();
+    assert_eq!(answers.len(), 21);
+    let slow = answers
+        .iter()
+        .find(|a| a["id"] == "slow")
+        .expect("slow answered");
+    assert_eq!(slow["envelope"]["error"]["error_type"], "timeout");
+}
+
+#[test]
+fn memory_stays_flat_over_ten_thousand_requests() {
+    for source in ["echo.js", "echo.py"] {
+        let echo = bundle(&fixture(source));
+        let mut worker = Worker::start(&["--max-in-flight", "4"]);
+        let batch = |worker: &mut Worker, from: usize, to: usize| {
+            let answers =
+                worker.call_all((from..to).map(|i| request(i, &echo, json!([i]))).collect());
+            assert!(answers.values().all(|a| a["envelope"]["success"] == true));
+        };
+        batch(&mut worker, 0, 1000);
+        let after_1k = worker.rss_kib();
+        for step in 1..10 {
+            batch(&mut worker, step * 1000, (step + 1) * 1000);
+        }
+        let after_10k = worker.rss_kib();
+        eprintln!(
+            "{source}: RSS after 1,000 requests {after_1k} KiB, after 10,000 {after_10k} KiB"
+        );
+        assert!(
+            after_10k * 10 <= after_1k * 11,
+            "{source}: RSS grew from {after_1k} KiB to {after_10k} KiB"
+        );
+        assert!(worker.finish().is_empty());
+    }
+}
