@@ -83,10 +83,11 @@ def memory(args):
     """RSS with `count` requests in flight at once (each sleeping in the guest) minus idle RSS."""
     proc = start(args.worker)
     args_value = json.loads(args.args)
-    call(proc, {"id": -1, "bundle": args.bundle, "task": args.idle_task, "args": []})
+    call(proc, {"id": -1, "bundle": args.bundle, "task": args.idle_task, "args": [1]})
     idle = rss_kib(proc.pid)
     for i in range(args.count):
-        proc.stdin.write((json.dumps({"id": i, "bundle": args.bundle, "args": args_value}) + "\n").encode())
+        proc.stdin.write((json.dumps({"id": i, "bundle": args.bundle, "task": args.idle_task,
+                                      "args": args_value}) + "\n").encode())
     time.sleep(args.settle)
     busy = rss_kib(proc.pid)
     proc.stdin.close()

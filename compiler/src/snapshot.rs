@@ -136,6 +136,25 @@ impl Snapshotter {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut InitState| &mut s.wasi)
             .map_err(|e| Error::toolchain("linking WASI for Wizer", e))?;
+        // The world's one import: a sub-task cannot run while the module is being snapshotted
+        // (the SDKs call the task's function directly then).
+        linker
+            .func_wrap(
+                "$root",
+                "call-task",
+                |_: wasmtime::Caller<'_, InitState>,
+                 _: i32,
+                 _: i32,
+                 _: i32,
+                 _: i32,
+                 _: i32|
+                 -> wasmtime::Result<()> {
+                    wasmtime::bail!(
+                        "a sub-task cannot be called at build time (the module's top level)"
+                    )
+                },
+            )
+            .map_err(|e| Error::toolchain("linking call-task for Wizer", e))?;
         let mut wizer = wasmtime_wizer::Wizer::new();
         wizer.init_func("wizer.initialize");
         let result = wasmtime_wasi::runtime::in_tokio(wizer.run(

@@ -9,6 +9,7 @@
  * Everything Python-level lives in the SDK (capsule/_guest.py); this file only moves bytes across
  * the ABI and resets the wasi-libc caches that the snapshot froze.
  */
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +82,52 @@ __wasi_errno_t __wrap___wasi_fd_readdir(__wasi_fd_t fd, uint8_t *buf, __wasi_siz
 
 /* ---- `_capsule_host`: what the SDK needs from C ------------------------------------------ */
 
+typedef struct {
+    char *ptr;
+    size_t len;
+} abi_string;
+
+/* `result<string, task-error>`: discriminant at 0, payload at 4 (see ABI.md). */
+typedef struct {
+    uint8_t is_err;
+    abi_string strings[3];
+} run_return;
+
+/* The `call-task` import: runs a sub-task in a fresh instance, under its manifest policy narrowed
+   by this task's. The host writes the result (strings allocated with cabi_realloc) to `ret`. */
+__attribute__((import_module("$root"), import_name("call-task")))
+extern void capsule_import_call_task(const char *name, size_t name_len, const char *args,
+                                     size_t args_len, run_return *ret);
+
+/* Strings the host allocated through cabi_realloc; an empty one is not an allocation. */
+static void free_abi_string(abi_string s) {
+    if (s.len) free(s.ptr);
+}
+
+/* call_task(name, args_json) -> (True, result_json) | (False, (error_type, message, traceback)) */
+static PyObject *host_call_task(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name, *json;
+    Py_ssize_t name_len, json_len;
+    if (!PyArg_ParseTuple(args, "s#s#", &name, &name_len, &json, &json_len)) return NULL;
+    run_return ret;
+    memset(&ret, 0, sizeof ret);
+    capsule_import_call_task(name, (size_t)name_len, json, (size_t)json_len, &ret);
+    PyObject *outcome;
+    if (!ret.is_err) {
+        outcome = Py_BuildValue("(Os#)", Py_True, ret.strings[0].len ? ret.strings[0].ptr : "",
+                                (Py_ssize_t)ret.strings[0].len);
+        free_abi_string(ret.strings[0]);
+    } else {
+        const char *text[3];
+        for (int i = 0; i < 3; i++) text[i] = ret.strings[i].len ? ret.strings[i].ptr : "";
+        outcome = Py_BuildValue("(O(s#s#s#))", Py_False, text[0], (Py_ssize_t)ret.strings[0].len, text[1],
+                                (Py_ssize_t)ret.strings[1].len, text[2], (Py_ssize_t)ret.strings[2].len);
+        for (int i = 0; i < 3; i++) free_abi_string(ret.strings[i]);
+    }
+    return outcome;
+}
+
 extern char **environ;
 
 /* The environment as granted for this run. wasi-libc re-reads it lazily after
@@ -110,6 +157,7 @@ static PyObject *host_environ(PyObject *self, PyObject *unused) {
 
 static PyMethodDef host_methods[] = {
     {"environ", host_environ, METH_NOARGS, "The environment granted to this run."},
+    {"call_task", host_call_task, METH_VARARGS, "Run a sub-task in a fresh instance."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -212,16 +260,6 @@ void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size) {
     return p;
 }
 
-typedef struct {
-    char *ptr;
-    size_t len;
-} abi_string;
-
-/* `result<string, task-error>`: discriminant at 0, payload at 4 (see ABI.md). */
-typedef struct {
-    uint8_t is_err;
-    abi_string strings[3];
-} run_return;
 
 static run_return RET;
 

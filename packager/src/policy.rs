@@ -90,6 +90,55 @@ pub struct Policy {
     pub env_variables: Vec<String>,
 }
 
+/// What a running task has left, for the sub-tasks it calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remaining {
+    /// Milliseconds until the caller's deadline.
+    pub time_ms: u64,
+    /// Fuel the caller has not used.
+    pub fuel: u64,
+    /// Bytes under the caller's memory cap that its own instance does not use.
+    pub ram_bytes: u64,
+}
+
+/// Whether host pattern `outer` allows every host `inner` allows (`*` covers all, `*.x.com`
+/// covers `a.x.com` and `*.a.x.com`; names compare exactly).
+pub fn host_pattern_covers(outer: &str, inner: &str) -> bool {
+    if outer == "*" || outer == inner {
+        return true;
+    }
+    match outer.strip_prefix("*.") {
+        Some(suffix) => {
+            let name = inner.strip_prefix("*.").unwrap_or(inner);
+            name.ends_with(&format!(".{suffix}"))
+        }
+        None => false,
+    }
+}
+
+/// The hosts allowed by both `own` and `caller`: for each pair, the narrower pattern when one
+/// covers the other.
+pub fn narrow_hosts(own: &[String], caller: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for mine in own {
+        for theirs in caller {
+            let kept = if host_pattern_covers(theirs, mine) {
+                Some(mine)
+            } else if host_pattern_covers(mine, theirs) {
+                Some(theirs)
+            } else {
+                None
+            };
+            if let Some(kept) = kept {
+                if !hosts.contains(kept) {
+                    hosts.push(kept.clone());
+                }
+            }
+        }
+    }
+    hosts
+}
+
 impl Policy {
     /// Fuel this policy grants.
     pub fn fuel(&self) -> u64 {
@@ -99,6 +148,52 @@ impl Policy {
     /// The timeout as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The policy a sub-task runs under: its own (as recorded in the manifest), narrowed by what
+    /// its caller has left. Every limit is the stricter of the two: time and fuel are capped by
+    /// what remains of the caller's, memory by the caller's cap minus what the caller uses;
+    /// directories, hosts and environment variables are kept only as far as the caller holds
+    /// them (a directory inside one of the caller's, read-only unless both allow writing). The
+    /// sub-task's own `max_retries` applies.
+    pub fn narrowed_for_subtask(&self, caller: &Policy, left: &Remaining) -> Policy {
+        Policy {
+            compute: Compute::Fuel(self.fuel().min(left.fuel)),
+            ram_bytes: self.ram_bytes.min(left.ram_bytes),
+            timeout_ms: self.timeout_ms.min(left.time_ms),
+            max_retries: self.max_retries,
+            allowed_files: self
+                .allowed_files
+                .iter()
+                .filter_map(|grant| caller.narrow_grant(grant))
+                .collect(),
+            allowed_hosts: narrow_hosts(&self.allowed_hosts, &caller.allowed_hosts),
+            env_variables: self
+                .env_variables
+                .iter()
+                .filter(|name| caller.env_variables.contains(name))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// `grant` as far as this policy's directories cover it: the same directory or one inside
+    /// a granted one, writable only if both are.
+    pub fn narrow_grant(&self, grant: &FileGrant) -> Option<FileGrant> {
+        self.allowed_files
+            .iter()
+            .filter(|held| {
+                grant.path == held.path || grant.path.starts_with(&format!("{}/", held.path))
+            })
+            .map(|held| FileGrant {
+                path: grant.path.clone(),
+                mode: if held.mode == FileMode::Rw && grant.mode == FileMode::Rw {
+                    FileMode::Rw
+                } else {
+                    FileMode::Ro
+                },
+            })
+            .max_by_key(|g| g.mode == FileMode::Rw)
     }
 
     /// Builds the policy of task `task` from the configuration its SDK reported, over `defaults`
@@ -501,5 +596,72 @@ mod tests {
         )
         .expect("valid");
         assert_eq!((p.ram_bytes, p.timeout_ms), (2_000_000, 2000));
+    }
+
+    #[test]
+    fn a_subtask_never_gets_more_than_its_caller_has_left() {
+        let child = Policy::from_raw(
+            "child",
+            &raw(json!({"compute": "HIGH", "ram": "1GB", "timeout": "1h",
+                        "allowed_files": ["data", {"path": "out", "mode": "rw"}, "secret"],
+                        "allowed_hosts": ["*.example.com", "api.other.org"],
+                        "env_variables": ["A", "B"]})),
+            &BTreeMap::new(),
+        )
+        .expect("child policy");
+        let caller = Policy::from_raw(
+            "parent",
+            &raw(
+                json!({"allowed_files": [{"path": "data", "mode": "ro"}, "out"],
+                        "allowed_hosts": ["api.example.com", "*.other.org"],
+                        "env_variables": ["B", "C"]}),
+            ),
+            &BTreeMap::new(),
+        )
+        .expect("caller policy");
+        let left = Remaining {
+            time_ms: 1500,
+            fuel: 42,
+            ram_bytes: 1 << 20,
+        };
+        let narrowed = child.narrowed_for_subtask(&caller, &left);
+        assert_eq!(narrowed.fuel(), 42);
+        assert_eq!(narrowed.ram_bytes, 1 << 20);
+        assert_eq!(narrowed.timeout_ms, 1500);
+        assert_eq!(
+            narrowed.allowed_files,
+            [
+                FileGrant {
+                    path: "data".into(),
+                    mode: FileMode::Ro
+                },
+                FileGrant {
+                    path: "out".into(),
+                    mode: FileMode::Rw
+                },
+            ]
+        );
+        assert_eq!(narrowed.allowed_hosts, ["api.example.com", "api.other.org"]);
+        assert_eq!(narrowed.env_variables, ["B"]);
+        // The child's own, narrower values stay.
+        let small = Remaining {
+            time_ms: u64::MAX,
+            fuel: u64::MAX,
+            ram_bytes: u64::MAX,
+        };
+        let own = child.narrowed_for_subtask(&caller, &small);
+        assert_eq!(own.fuel(), FUEL_HIGH);
+        assert_eq!(own.timeout_ms, 3_600_000);
+    }
+
+    #[test]
+    fn host_patterns_cover_as_documented() {
+        assert!(host_pattern_covers("*", "a.b"));
+        assert!(host_pattern_covers("*.x.com", "a.x.com"));
+        assert!(host_pattern_covers("*.x.com", "*.a.x.com"));
+        assert!(!host_pattern_covers("*.x.com", "x.com"));
+        assert!(!host_pattern_covers("*.x.com", "ax.com"));
+        assert!(!host_pattern_covers("a.x.com", "*.x.com"));
+        assert!(narrow_hosts(&["*".into()], &[]).is_empty());
     }
 }

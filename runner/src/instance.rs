@@ -3,10 +3,10 @@
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
+use crate::subtask::{self, SubTaskScope};
 use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
-use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -27,7 +27,30 @@ const OUTPUT_CAP: usize = 1 << 20;
 pub struct AttemptState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limiter: MemoryLimiter,
+    pub(crate) limiter: MemoryLimiter,
+    /// Where this attempt's stdout and stderr go (its sub-tasks write there too).
+    pub(crate) output: Outputs,
+    /// What the task may pass on to the sub-tasks it calls.
+    pub(crate) scope: SubTaskScope,
+}
+
+/// A task's captured stdout and stderr.
+#[derive(Clone)]
+pub struct Outputs {
+    /// Guest stdout.
+    pub stdout: CapturedOutput,
+    /// Guest stderr.
+    pub stderr: CapturedOutput,
+}
+
+impl Outputs {
+    /// Empty buffers with the per-task cap.
+    pub fn new() -> Self {
+        Outputs {
+            stdout: CapturedOutput::new(OUTPUT_CAP),
+            stderr: CapturedOutput::new(OUTPUT_CAP),
+        }
+    }
 }
 
 impl WasiView for AttemptState {
@@ -72,11 +95,12 @@ pub struct AttemptOutcome {
     pub output: GuestOutput,
 }
 
-/// Builds the linker once per bundle: WASI preview2, nothing else.
+/// Builds the linker once per bundle: WASI preview2 and `call-task`, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
+    subtask::add_to_linker(&mut linker).map_err(|e| format!("cannot link call-task: {e:#}"))?;
     Ok(linker)
 }
 
@@ -108,15 +132,11 @@ fn internal(message: String) -> ErrorInfo {
 
 /// The WASI context of one attempt: stdout/stderr captured, the layers and granted directories
 /// preopened, the granted environment, nothing else.
-fn wasi_context(
-    environment: &Environment<'_>,
-    stdout: &CapturedOutput,
-    stderr: &CapturedOutput,
-) -> Result<WasiCtx, ErrorInfo> {
+fn wasi_context(environment: &Environment<'_>, output: &Outputs) -> Result<WasiCtx, ErrorInfo> {
     let mut builder = WasiCtxBuilder::new();
     builder
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
         .allow_blocking_current_thread(true);
     for (key, value) in environment.env {
         builder.env(key, value);
@@ -144,19 +164,21 @@ fn wasi_context(
     Ok(builder.build())
 }
 
-/// Runs task `task` once in a fresh instance. The timeout is enforced twice: the epoch callback
-/// stops wasm code (a CPU loop), the async timeout stops a wait in the host (a sleep).
+/// Runs task `task` once in a fresh instance until `scope.deadline`. The deadline is enforced
+/// twice: the epoch callback stops wasm code (a CPU loop), the async timeout stops a wait in the
+/// host (a sleep). Guest output goes to `output`.
 pub async fn attempt(
     pre: &TaskPre<AttemptState>,
     task: &str,
     policy: &Policy,
     args_json: &str,
     environment: &Environment<'_>,
+    scope: SubTaskScope,
+    output: Outputs,
 ) -> AttemptOutcome {
-    let stdout = CapturedOutput::new(OUTPUT_CAP);
-    let stderr = CapturedOutput::new(OUTPUT_CAP);
     let fuel = policy.fuel();
-    let wasi = match wasi_context(environment, &stdout, &stderr) {
+    let deadline = scope.deadline;
+    let wasi = match wasi_context(environment, &output) {
         Ok(wasi) => wasi,
         Err(error) => {
             return AttemptOutcome {
@@ -171,18 +193,20 @@ pub async fn attempt(
         wasi,
         table: ResourceTable::new(),
         limiter: MemoryLimiter::new(policy.ram_bytes),
+        output: output.clone(),
+        scope,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     let called = match store.set_fuel(fuel) {
         Err(e) => Err(internal(format!("cannot set fuel: {e:#}"))),
         Ok(()) => {
-            ticker::arm(&mut store, Instant::now() + policy.timeout());
+            ticker::arm(&mut store, deadline);
             let run = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance.call_run(&mut store, task, args_json).await
             };
-            match tokio::time::timeout(policy.timeout(), run).await {
+            match tokio::time::timeout_at(deadline.into(), run).await {
                 Err(_elapsed) => Err(ErrorInfo {
                     error_type: ErrorType::Timeout,
                     message: format!(
@@ -220,8 +244,8 @@ pub async fn attempt(
         }
         (other, _) => other,
     };
-    let (out, dropped_out) = stdout.contents();
-    let (err, dropped_err) = stderr.contents();
+    let (out, dropped_out) = output.stdout.contents();
+    let (err, dropped_err) = output.stderr.contents();
     AttemptOutcome {
         result,
         fuel_consumed,

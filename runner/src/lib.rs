@@ -30,9 +30,10 @@ mod outcome;
 mod output;
 mod runner;
 mod store;
+mod subtask;
 mod ticker;
 pub mod worker;
 
 pub use error::Error;
-pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
+pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};

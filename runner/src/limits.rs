@@ -22,6 +22,11 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// Linear memory in use now, in bytes.
+    pub fn in_use(&self) -> usize {
+        self.total
+    }
+
     /// Caps the sum of all linear memories at `cap` bytes.
     pub fn new(cap: u64) -> Self {
         MemoryLimiter {

@@ -41,6 +41,22 @@ impl ErrorType {
         }
     }
 
+    /// The name used in envelopes (`task_error`, `timeout`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::TaskError => "task_error",
+            ErrorType::Timeout => "timeout",
+            ErrorType::OutOfFuel => "out_of_fuel",
+            ErrorType::MemoryLimit => "memory_limit",
+            ErrorType::PermissionDenied => "permission_denied",
+            ErrorType::HostDenied => "host_denied",
+            ErrorType::InvalidArgs => "invalid_args",
+            ErrorType::Internal => "internal",
+            ErrorType::BundleInvalid => "bundle_invalid",
+            ErrorType::Incompatible => "incompatible",
+        }
+    }
+
     /// Whether another attempt could succeed: arguments that do not fit never will.
     pub fn is_retryable(self) -> bool {
         !matches!(self, ErrorType::InvalidArgs)
@@ -73,6 +89,29 @@ pub struct Execution {
     pub peak_memory_bytes: u64,
     /// Outgoing HTTP requests, allowed and denied.
     pub host_requests: Vec<serde_json::Value>,
+    /// Sub-tasks the task called (and theirs), in the order they finished.
+    pub subtasks: Vec<SubTaskRecord>,
+}
+
+/// One sub-task call, as reported in [`Execution::subtasks`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SubTaskRecord {
+    /// The sub-task.
+    pub task_name: String,
+    /// 1 for a sub-task of the called task, 2 for one of those, ...
+    pub depth: u32,
+    /// Attempts made (1 + retries used).
+    pub attempts: u32,
+    /// Whether it returned a result.
+    pub success: bool,
+    /// Why it failed, if it did.
+    pub error_type: Option<ErrorType>,
+    /// Wall time of all its attempts, in milliseconds.
+    pub duration_ms: f64,
+    /// Fuel used by all its attempts (taken out of its caller's budget).
+    pub fuel_consumed: u64,
+    /// The policy it ran under: its own, narrowed by its caller's.
+    pub policy: capsule_packager::Policy,
 }
 
 /// What the guest printed during the last attempt, bounded.
@@ -119,6 +158,7 @@ impl Envelope {
                 fuel_consumed: 0,
                 peak_memory_bytes: 0,
                 host_requests: Vec::new(),
+                subtasks: Vec::new(),
             },
             output: GuestOutput::default(),
         }

@@ -1,9 +1,10 @@
 //! Opening bundles and running their tasks.
 
 use crate::error::Error;
-use crate::instance::{self, AttemptState, Environment, GrantedDir, TaskPre};
+use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::{BundleKey, Store};
+use crate::subtask::{SubTaskLog, SubTaskScope};
 use crate::ticker::EpochTicker;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
@@ -36,14 +37,20 @@ pub trait LocalCompiler: Send + Sync {
 
 /// A verified bundle whose code is loaded and ready to instantiate.
 pub struct LoadedBundle {
-    manifest: Manifest,
+    core: Arc<BundleCore>,
     signer: Signer,
     compiled_locally: bool,
-    /// The component, linked and type-checked once: an attempt only instantiates it.
-    pre: TaskPre<AttemptState>,
     /// Keeps timeouts working for as long as the bundle can be called.
     _ticker: Arc<EpochTicker>,
-    layers: Vec<(PathBuf, String)>,
+}
+
+/// What every call of a bundle, and of its sub-tasks, needs.
+pub(crate) struct BundleCore {
+    pub manifest: Manifest,
+    /// The component, linked and type-checked once: an attempt only instantiates it.
+    pub pre: TaskPre<AttemptState>,
+    /// Read-only layers: (host directory, guest mount point).
+    pub layers: Vec<(PathBuf, String)>,
 }
 
 /// What to run and with what.
@@ -175,11 +182,13 @@ impl Runner {
         Self::with_config(store_dir, engine::config())
     }
 
-    /// A runner for many calls (the worker): instances come from a pool of `slots` preallocated
-    /// slots whose memories are reset copy-on-write to the snapshot, so that an instantiation
-    /// costs microseconds. At most `slots` instances exist at once; callers bound their
-    /// concurrency to it.
-    pub fn pooled(store_dir: PathBuf, slots: u32) -> Result<Self, Error> {
+    /// A runner for many calls (the worker): instances come from a pool of preallocated slots
+    /// whose memories are reset copy-on-write to the snapshot, so that an instantiation costs
+    /// microseconds. The pool holds `concurrent_calls` calls with their sub-tasks; callers bound
+    /// their concurrency to it.
+    pub fn pooled(store_dir: PathBuf, concurrent_calls: u32) -> Result<Self, Error> {
+        // A call holds one instance per level of sub-tasks it is in.
+        let slots = concurrent_calls.saturating_mul(1 + crate::subtask::MAX_DEPTH);
         let mut config = engine::config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(slots)));
         Self::with_config(store_dir, config)
@@ -361,11 +370,13 @@ impl Runner {
     ) -> Result<LoadedBundle, Error> {
         let pre = instance::prepare(&self.engine, &component).map_err(Error::Internal)?;
         Ok(LoadedBundle {
-            manifest,
+            core: Arc::new(BundleCore {
+                manifest,
+                pre,
+                layers,
+            }),
             signer,
-            pre,
             _ticker: self.ticker.clone(),
-            layers,
             compiled_locally: false,
         })
     }
@@ -392,8 +403,22 @@ fn pool_config(slots: u32) -> PoolingAllocationConfig {
         .table_elements(1 << 17)
         .max_core_instance_size(1 << 20)
         .max_component_instance_size(1 << 20);
+    // Resetting a slot by unmapping its memory makes the next instance page-fault the whole
+    // working set back in, and the unmapping itself shoots down TLBs across threads: most of a
+    // Python call's cost. With PAGEMAP_SCAN (Linux 6.7+) wasmtime finds the pages an instance
+    // dirtied and copies the snapshot back over just those, keeping them resident. Without it,
+    // keeping memory resident would mean copying the whole region on every reset: not done.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES);
+    }
     pool
 }
+
+/// Memory of a pool slot that stays mapped between instances (see [`pool_config`]): more than
+/// a Python call's working set.
+const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 
 /// The `.cwasm` entry this runner's engine can load on `host`.
 fn select_target<'m>(manifest: &'m Manifest, host: &Target) -> Result<&'m TargetEntry, Error> {
@@ -416,7 +441,7 @@ fn select_target<'m>(manifest: &'m Manifest, host: &Target) -> Result<&'m Target
 impl LoadedBundle {
     /// The bundle's manifest.
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        &self.core.manifest
     }
 
     /// Who signed the bundle.
@@ -444,9 +469,10 @@ impl LoadedBundle {
         let task_name = options
             .task
             .clone()
-            .unwrap_or_else(|| self.manifest.entry.clone());
-        let task = self.manifest.task(&task_name).ok_or_else(|| {
+            .unwrap_or_else(|| self.core.manifest.entry.clone());
+        let task = self.core.manifest.task(&task_name).ok_or_else(|| {
             let names: Vec<_> = self
+                .core
                 .manifest
                 .tasks
                 .iter()
@@ -464,49 +490,109 @@ impl LoadedBundle {
         };
         let policy = options.narrow.apply(&task_name, &task.policy)?;
         let dirs = granted_dirs(&root, &policy, &options.mounts)?;
-        Ok(self
-            .call_with_policy(&task_name, &policy, &options.args_json, &dirs)
-            .await)
-    }
-
-    async fn call_with_policy(
-        &self,
-        task: &str,
-        policy: &Policy,
-        args_json: &str,
-        dirs: &[GrantedDir],
-    ) -> Envelope {
-        let env: Vec<(String, String)> = policy
-            .env_variables
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-            .collect();
-        let environment = Environment {
-            layers: &self.layers,
-            env: &env,
-            dirs,
-        };
+        let log = SubTaskLog::default();
         let started = Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let outcome = instance::attempt(&self.pre, task, policy, args_json, &environment).await;
-            let retry = match &outcome.result {
-                Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
-                Ok(_) => false,
-            };
-            if retry {
-                continue;
-            }
-            let execution = Execution {
-                task_name: task.to_string(),
-                duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        let run = run_with_retries(
+            &self.core,
+            &task_name,
+            &policy,
+            &options.args_json,
+            &dirs,
+            0,
+            &log,
+            None,
+        )
+        .await;
+        let execution = Execution {
+            task_name,
+            duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            attempts: run.attempts,
+            fuel_consumed: run.fuel_consumed,
+            peak_memory_bytes: run.peak_memory_bytes,
+            host_requests: Vec::new(),
+            subtasks: log.take(),
+        };
+        Ok(envelope(run.result, execution, run.output))
+    }
+}
+
+/// A task run to its end, retries included.
+pub(crate) struct TaskRun {
+    pub result: Result<String, ErrorInfo>,
+    pub attempts: u32,
+    /// Fuel of the last attempt.
+    pub fuel_consumed: u64,
+    /// Fuel of all attempts.
+    pub fuel_total: u64,
+    pub peak_memory_bytes: u64,
+    /// Output of the last attempt (for a sub-task: of all, appended to its caller's).
+    pub output: GuestOutput,
+}
+
+/// Runs `task` under `policy`, retrying as the policy allows, each attempt in a fresh instance.
+/// `inherited` is the caller's output for a sub-task; a top-level call gets fresh buffers per
+/// attempt.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call's whole description, passed down once"
+)]
+pub(crate) async fn run_with_retries(
+    core: &Arc<BundleCore>,
+    task: &str,
+    policy: &Policy,
+    args_json: &str,
+    dirs: &[GrantedDir],
+    depth: u32,
+    log: &SubTaskLog,
+    inherited: Option<Outputs>,
+) -> TaskRun {
+    let env: Vec<(String, String)> = policy
+        .env_variables
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    let environment = Environment {
+        layers: &core.layers,
+        env: &env,
+        dirs,
+    };
+    let mut attempts = 0;
+    let mut fuel_total = 0u64;
+    loop {
+        attempts += 1;
+        let scope = SubTaskScope {
+            core: core.clone(),
+            policy: policy.clone(),
+            dirs: dirs.to_vec(),
+            deadline: Instant::now() + policy.timeout(),
+            depth,
+            log: log.clone(),
+        };
+        let output = inherited.clone().unwrap_or_else(Outputs::new);
+        let outcome = instance::attempt(
+            &core.pre,
+            task,
+            policy,
+            args_json,
+            &environment,
+            scope,
+            output,
+        )
+        .await;
+        fuel_total = fuel_total.saturating_add(outcome.fuel_consumed);
+        let retry = match &outcome.result {
+            Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
+            Ok(_) => false,
+        };
+        if !retry {
+            return TaskRun {
+                result: outcome.result,
                 attempts,
                 fuel_consumed: outcome.fuel_consumed,
+                fuel_total,
                 peak_memory_bytes: outcome.peak_memory_bytes,
-                host_requests: Vec::new(),
+                output: outcome.output,
             };
-            return envelope(outcome.result, execution, outcome.output);
         }
     }
 }

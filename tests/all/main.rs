@@ -4,6 +4,7 @@
 mod cli;
 mod guests;
 mod limits;
+mod subtasks;
 mod support;
 mod tamper;
 mod targets;

@@ -10,6 +10,6 @@ Your module's top level runs once, at build time, inside the snapshot: define th
 work inside tasks. `main` is the entry task (or the only task, when there is exactly one).
 """
 
-from ._task import Task, task
+from ._task import Task, TaskError, task
 
-__all__ = ["Task", "task"]
+__all__ = ["Task", "TaskError", "task"]

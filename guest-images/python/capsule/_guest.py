@@ -17,6 +17,7 @@ import types
 
 import _capsule_host
 
+from . import _task
 from ._task import REGISTRY, Task
 
 _USER_MODULE = None
@@ -86,6 +87,7 @@ def _refresh_run_state():
 def run(task_name, args_json):
     """Run one task. Returns (True, result_json) or (False, (error_type, message, traceback))."""
     try:
+        _task._RUNNING = True
         _refresh_run_state()
         try:
             request = json.loads(args_json)

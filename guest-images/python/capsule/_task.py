@@ -1,9 +1,24 @@
 """The `@task` decorator and the registry the host reads at build time."""
 
 import functools
+import json
 
 # Every task the user's module defined, by task name, in definition order.
 REGISTRY = {}
+
+# Set by the host-facing side when a run starts (never during the build-time snapshot).
+_RUNNING = False
+
+
+class TaskError(Exception):
+    """A sub-task failed. `error_type` says how: task_error, timeout, out_of_fuel, memory_limit,
+    permission_denied, host_denied, invalid_args or internal."""
+
+    def __init__(self, error_type, message, traceback=""):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
 
 # Accepted keyword arguments and their defaults; values are validated by the compiler, which
 # names the task and the field in its errors (so nothing is silently defaulted here).
@@ -28,7 +43,17 @@ class Task:
         self.config = config
 
     def __call__(self, *args, **kwargs):
-        return self.func(*args, **kwargs)
+        """While a task runs, calling another task runs it as a sub-task: in a fresh instance,
+        under the limits the manifest records for it (narrowed by the caller's). Arguments and
+        the result travel as JSON. At build time (the module's top level) it is a plain call."""
+        if not _RUNNING:
+            return self.func(*args, **kwargs)
+        import _capsule_host
+
+        ok, payload = _capsule_host.call_task(self.name, json.dumps({"args": list(args), "kwargs": kwargs}))
+        if ok:
+            return json.loads(payload)
+        raise TaskError(*payload)
 
     def __repr__(self):
         return f"<capsule task {self.name!r}>"

@@ -36,6 +36,66 @@ unsafe extern "C" {
     fn wasi_random_get(buf: *mut u8, len: usize) -> u16;
 }
 
+/// A canonical-ABI string: pointer and length in linear memory.
+#[repr(C)]
+struct AbiString {
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// What the host writes for `call-task`'s `result<string, task-error>`: a one-byte
+/// discriminant, then the strings from offset 4 (see ABI.md).
+#[repr(C)]
+struct CallTaskReturn {
+    is_err: u8,
+    strings: [AbiString; 3],
+}
+
+#[link(wasm_import_module = "$root")]
+unsafe extern "C" {
+    /// Runs a sub-task in a fresh instance, under its manifest policy narrowed by this task's.
+    #[link_name = "call-task"]
+    fn import_call_task(
+        name: *const u8,
+        name_len: usize,
+        args: *const u8,
+        args_len: usize,
+        ret: *mut CallTaskReturn,
+    );
+}
+
+/// `call-task`: `Ok(result_json)` or `Err([error_type, message, traceback])`.
+fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
+    let mut ret = CallTaskReturn {
+        is_err: 0,
+        strings: [const {
+            AbiString {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            }
+        }; 3],
+    };
+    // SAFETY: the strings outlive the call; the host writes a valid `CallTaskReturn` whose
+    // strings it allocated with `cabi_realloc(null, 0, 1, len)`.
+    unsafe {
+        import_call_task(
+            name.as_ptr(),
+            name.len(),
+            args_json.as_ptr(),
+            args_json.len(),
+            &mut ret,
+        );
+    }
+    let [a, b, c] = ret.strings;
+    // SAFETY: see above; each string is taken once.
+    let take = |s: AbiString| unsafe { take_string(s.ptr, s.len) };
+    if ret.is_err == 0 {
+        Ok(take(a))
+    } else {
+        Err([take(a), take(b), take(c)])
+    }
+}
+
 /// What init leaves for `run`: kept in linear memory, so it is part of the snapshot.
 struct Guest {
     // Dropped last; never actually dropped (the instance ends first).
@@ -123,6 +183,24 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
         })?,
     )?;
     host.set("randomWords", Function::new(ctx.clone(), random_words)?)?;
+    host.set(
+        "callTask",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, name: String, args: String| -> rquickjs::Result<Object<'js>> {
+                let outcome = Object::new(ctx)?;
+                match call_task(&name, &args) {
+                    Ok(json) => outcome.set("ok", json)?,
+                    Err([error_type, message, traceback]) => {
+                        outcome.set("error_type", error_type)?;
+                        outcome.set("message", message)?;
+                        outcome.set("traceback", traceback)?;
+                    }
+                }
+                Ok(outcome)
+            },
+        )?,
+    )?;
     host.set(
         "sleep",
         Function::new(ctx.clone(), |ms: f64| {

@@ -139,8 +139,14 @@ export function task(options, fn) {
     if (key !== "name") config[OPTIONS[key]] = value === undefined ? null : value;
   }
   const entry = { fn, name: options.name, exportName: null, config };
+  // While a task runs, calling another task runs it as a sub-task: in a fresh instance, under
+  // the limits the manifest records for it (narrowed by the caller's). Arguments and the result
+  // travel as JSON. At build time (the module's top level) it is a plain call.
   const wrapper = function (...args) {
-    return fn.apply(this, args);
+    if (phase !== "run") return fn.apply(this, args);
+    const outcome = host.callTask(entry.name ?? entry.exportName, JSON.stringify({ args, kwargs: {} }));
+    if (outcome.ok !== undefined) return JSON.parse(outcome.ok);
+    throw new TaskError(outcome.error_type, outcome.message, outcome.traceback);
   };
   Object.defineProperty(wrapper, TASK, { value: entry });
   Object.defineProperty(wrapper, "name", { value: options.name ?? fn.name });
@@ -165,6 +171,16 @@ export function finalize(namespace) {
     tasks.push({ name, export: entry.exportName, config: entry.config });
   }
   return JSON.stringify({ language: "javascript", tasks });
+}
+
+/** A sub-task failed; `errorType` says how (`timeout`, `permission_denied`, `task_error`...). */
+export class TaskError extends Error {
+  constructor(errorType, message, traceback = "") {
+    super(message);
+    this.name = "TaskError";
+    this.errorType = errorType;
+    this.traceback = traceback;
+  }
 }
 
 function failure(errorType, message, traceback = "") {

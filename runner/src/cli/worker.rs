@@ -31,7 +31,7 @@ const WORKER_HELP: &str = "Example:\n  echo '{\"id\": 1, \"bundle\": \"hello.cap
 Exit status:\n  0  every request was answered (failed tasks included: see each envelope)\n  2  usage error, or the streams failed";
 
 /// Most slots a pool is sized for: each reserves address space for its memories.
-const MAX_IN_FLIGHT: u32 = 1024;
+const MAX_IN_FLIGHT: u32 = 256;
 
 impl WorkerCommand {
     /// Runs the worker until EOF on stdin; returns the exit code.

@@ -1,0 +1,164 @@
+//! Sub-tasks: a task calling another task of its bundle gets a fresh instance under the callee's
+//! manifest policy, narrowed by what the caller has left, never widened by guest code.
+
+use crate::support::{bundle, exec_json_in, fixture};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A project with a `data/` directory, for the file cases.
+fn project() -> tempfile::TempDir {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(work.path().join("data")).expect("mkdir");
+    work
+}
+
+fn run(
+    source: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, Value, tempfile::TempDir) {
+    let work = project();
+    let (code, envelope) = exec_json_in(&bundle(&fixture(source)), args, Some(work.path()), env);
+    (code, envelope, work)
+}
+
+fn subtask(envelope: &Value, index: usize) -> &Value {
+    &envelope["execution"]["subtasks"][index]
+}
+
+#[test]
+fn guest_code_cannot_widen_a_subtask_policy() {
+    for source in ["subtasks.py", "subtasks.js"] {
+        bundle(&fixture(source));
+        let started = Instant::now();
+        let (code, envelope, _work) = run(source, &["--", "widen"], &[]);
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        let result = &envelope["result"];
+        assert_eq!(result["error_type"], "timeout", "{source}: {envelope}");
+        assert!(
+            result["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("1000 ms"),
+            "{source}: {result}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(4), "{source}");
+        let record = subtask(&envelope, 0);
+        assert_eq!(record["task_name"], "spin");
+        assert_eq!(record["policy"]["timeout_ms"], 1000, "{source}: {record}");
+        assert!(
+            record["policy"]["compute"]["FUEL"]
+                .as_u64()
+                .unwrap_or(u64::MAX)
+                <= 100_000_000_000,
+            "{source}: the child got more than HIGH: {record}"
+        );
+        assert_eq!(record["error_type"], "timeout");
+    }
+}
+
+#[test]
+fn a_subtask_gets_no_more_files_env_or_memory_than_declared_and_held() {
+    for source in ["subtasks.py", "subtasks.js"] {
+        // `data` is read-only for the caller, read-write as the child declares it: read-only wins.
+        let (code, envelope, work) = run(source, &["--", "write"], &[]);
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        assert_eq!(
+            envelope["result"]["error_type"], "permission_denied",
+            "{source}: {envelope}"
+        );
+        assert!(
+            !work.path().join("data/from_child.txt").exists(),
+            "{source}"
+        );
+        assert_eq!(
+            subtask(&envelope, 0)["policy"]["allowed_files"][0]["mode"],
+            "ro"
+        );
+
+        // The child declares SUB_SECRET, the caller does not hold it: the child cannot see it.
+        let (_, envelope, _work) = run(
+            source,
+            &["--", "env"],
+            &[("SUB_SECRET", "hidden"), ("SHARED", "visible")],
+        );
+        assert_eq!(
+            envelope["result"]["result"],
+            json!({"SUB_SECRET": null, "SHARED": "visible"}),
+            "{source}: {envelope}"
+        );
+
+        let (_, envelope, _work) = run(source, &["--", "bomb"], &[]);
+        assert_eq!(
+            envelope["result"]["error_type"], "memory_limit",
+            "{source}: {envelope}"
+        );
+        assert_eq!(subtask(&envelope, 0)["policy"]["ram_bytes"], 32_000_000);
+    }
+}
+
+#[test]
+fn a_subtask_never_outlives_its_caller() {
+    for source in ["subtasks.py", "subtasks.js"] {
+        bundle(&fixture(source));
+        let started = Instant::now();
+        let (code, envelope, _work) = run(source, &["--task", "short"], &[]);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_millis(2500),
+            "{source}: took {elapsed:?}"
+        );
+        let record = subtask(&envelope, 0);
+        assert_eq!(
+            record["task_name"],
+            if source.ends_with(".py") {
+                "spin_long"
+            } else {
+                "spinLong"
+            }
+        );
+        assert!(
+            record["policy"]["timeout_ms"].as_u64().unwrap_or(u64::MAX) <= 1500,
+            "{source}: {record}"
+        );
+        assert_eq!(record["error_type"], "timeout", "{source}: {envelope}");
+        // The caller itself ran out of time too, or returned the child's timeout.
+        assert!(
+            code == Some(1) || envelope["result"]["error_type"] == "timeout",
+            "{source}: {envelope}"
+        );
+    }
+}
+
+#[test]
+fn subtask_arguments_results_and_nesting_pass_through() {
+    for source in ["subtasks.py", "subtasks.js"] {
+        let (code, envelope, _work) = run(source, &["--", "nested"], &[]);
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        let expected = if source.ends_with(".py") {
+            json!({"args": [1, [2]], "kwargs": {"key": "value"}})
+        } else {
+            json!({"args": [1, [2], "value"], "kwargs": {}})
+        };
+        assert_eq!(
+            envelope["result"]["result"]["result"], expected,
+            "{source}: {envelope}"
+        );
+        let depths: Vec<_> = envelope["execution"]["subtasks"]
+            .as_array()
+            .expect("subtasks")
+            .iter()
+            .map(|r| {
+                (
+                    r["task_name"].as_str().unwrap_or_default().to_string(),
+                    r["depth"].as_u64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            depths,
+            [("echo".to_string(), Some(2)), ("main".to_string(), Some(1))],
+            "{source}"
+        );
+    }
+}
