@@ -39,11 +39,13 @@ for ext in py js; do
 done
 
 echo
-echo "== 2. worker throughput, $(nproc) cores, trivial task =="
-printf '%-8s %10s %12s %12s\n' guest requests seconds "per second"
+echo "== 2. worker throughput on $(nproc) cores, trivial task, 8 in flight =="
+printf '%-8s %8s %10s %12s %12s\n' guest threads requests seconds "per second"
 for ext in py js; do
-  r=$($client throughput --bundle "$work/trivial-$ext.capsule" --count $((calls * 5)) --worker "$worker --max-in-flight 8")
-  printf '%-8s %10s %12s %12.0f\n' "$ext" "$(field "$r" requests)" "$(field "$r" seconds)" "$(field "$r" per_second)"
+  for threads in 1 "$(nproc)"; do
+    r=$($client throughput --bundle "$work/trivial-$ext.capsule" --count $((calls * 5)) --worker "$worker --max-in-flight 8 --threads $threads")
+    printf '%-8s %8s %10s %12s %12.0f\n' "$ext" "$threads" "$(field "$r" requests)" "$(field "$r" seconds)" "$(field "$r" per_second)"
+  done
 done
 
 echo

@@ -37,6 +37,8 @@ const MAX_CACHED_BUNDLES: usize = 64;
 pub struct WorkerOptions {
     /// Requests running at once; reading pauses while this many are in flight.
     pub max_in_flight: usize,
+    /// Threads running requests (`None`: one per core).
+    pub threads: Option<usize>,
     /// A deadline for every request, narrowing (never widening) each task's own `timeout`.
     pub request_timeout: Option<Duration>,
     /// Whose signatures are accepted.
@@ -155,7 +157,10 @@ pub fn serve(
     input: impl BufRead,
     output: impl Write + Send + 'static,
 ) -> std::io::Result<Summary> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("capsule-worker")

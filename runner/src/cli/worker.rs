@@ -18,6 +18,12 @@ pub struct WorkerCommand {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_in_flight: u32,
 
+    /// Threads running requests (default: one per core). Calls interleave on a thread at every
+    /// 2 ms epoch tick, so one thread still runs many requests at once; on virtual machines where
+    /// cross-CPU TLB flushes are costly, one thread can be faster (see ci/bench/worker.sh).
+    #[arg(long, value_name = "N")]
+    threads: Option<u16>,
+
     /// Deadline of every request (`500ms`, `30s`); narrows each task's own `timeout`, never
     /// widens it.
     #[arg(long, value_name = "DURATION")]
@@ -42,6 +48,9 @@ impl WorkerCommand {
                 self.max_in_flight
             );
         }
+        if self.threads == Some(0) {
+            bail!("`--threads` must be at least 1");
+        }
         let request_timeout = self
             .request_timeout
             .as_ref()
@@ -56,6 +65,7 @@ impl WorkerCommand {
         }
         let options = WorkerOptions {
             max_in_flight: self.max_in_flight as usize,
+            threads: self.threads.map(usize::from),
             request_timeout,
             trust: self.trust.trust()?,
             files_root: None,
