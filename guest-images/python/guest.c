@@ -104,6 +104,29 @@ static void free_abi_string(abi_string s) {
     if (s.len) free(s.ptr);
 }
 
+/* The `http-fetch` import: an outgoing HTTP request, checked by the host against the task's
+   `allowed_hosts` (every redirect hop too). Same result layout as `call-task`. */
+__attribute__((import_module("$root"), import_name("http-fetch")))
+extern void capsule_import_http_fetch(const char *request, size_t request_len, run_return *ret);
+
+/* An import's `result<string, task-error>` as (True, text) or (False, (error_type, message,
+   traceback)); frees the host's strings. */
+static PyObject *import_outcome(run_return *ret) {
+    PyObject *outcome;
+    if (!ret->is_err) {
+        outcome = Py_BuildValue("(Os#)", Py_True, ret->strings[0].len ? ret->strings[0].ptr : "",
+                                (Py_ssize_t)ret->strings[0].len);
+        free_abi_string(ret->strings[0]);
+    } else {
+        const char *text[3];
+        for (int i = 0; i < 3; i++) text[i] = ret->strings[i].len ? ret->strings[i].ptr : "";
+        outcome = Py_BuildValue("(O(s#s#s#))", Py_False, text[0], (Py_ssize_t)ret->strings[0].len, text[1],
+                                (Py_ssize_t)ret->strings[1].len, text[2], (Py_ssize_t)ret->strings[2].len);
+        for (int i = 0; i < 3; i++) free_abi_string(ret->strings[i]);
+    }
+    return outcome;
+}
+
 /* call_task(name, args_json) -> (True, result_json) | (False, (error_type, message, traceback)) */
 static PyObject *host_call_task(PyObject *self, PyObject *args) {
     (void)self;
@@ -113,19 +136,19 @@ static PyObject *host_call_task(PyObject *self, PyObject *args) {
     run_return ret;
     memset(&ret, 0, sizeof ret);
     capsule_import_call_task(name, (size_t)name_len, json, (size_t)json_len, &ret);
-    PyObject *outcome;
-    if (!ret.is_err) {
-        outcome = Py_BuildValue("(Os#)", Py_True, ret.strings[0].len ? ret.strings[0].ptr : "",
-                                (Py_ssize_t)ret.strings[0].len);
-        free_abi_string(ret.strings[0]);
-    } else {
-        const char *text[3];
-        for (int i = 0; i < 3; i++) text[i] = ret.strings[i].len ? ret.strings[i].ptr : "";
-        outcome = Py_BuildValue("(O(s#s#s#))", Py_False, text[0], (Py_ssize_t)ret.strings[0].len, text[1],
-                                (Py_ssize_t)ret.strings[1].len, text[2], (Py_ssize_t)ret.strings[2].len);
-        for (int i = 0; i < 3; i++) free_abi_string(ret.strings[i]);
-    }
-    return outcome;
+    return import_outcome(&ret);
+}
+
+/* http_fetch(request_json) -> (True, response_json) | (False, (error_type, message, traceback)) */
+static PyObject *host_http_fetch(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *request;
+    Py_ssize_t request_len;
+    if (!PyArg_ParseTuple(args, "s#", &request, &request_len)) return NULL;
+    run_return ret;
+    memset(&ret, 0, sizeof ret);
+    capsule_import_http_fetch(request, (size_t)request_len, &ret);
+    return import_outcome(&ret);
 }
 
 extern char **environ;
@@ -158,6 +181,7 @@ static PyObject *host_environ(PyObject *self, PyObject *unused) {
 static PyMethodDef host_methods[] = {
     {"environ", host_environ, METH_NOARGS, "The environment granted to this run."},
     {"call_task", host_call_task, METH_VARARGS, "Run a sub-task in a fresh instance."},
+    {"http_fetch", host_http_fetch, METH_VARARGS, "Make an HTTP request through the host."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
 //! One attempt: a fresh store and instance of the component, under the task's limits.
 
+use crate::http;
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
@@ -95,12 +96,13 @@ pub struct AttemptOutcome {
     pub output: GuestOutput,
 }
 
-/// Builds the linker once per bundle: WASI preview2 and `call-task`, nothing else.
+/// Builds the linker once per bundle: WASI preview2, `call-task` and `http-fetch`, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
     subtask::add_to_linker(&mut linker).map_err(|e| format!("cannot link call-task: {e:#}"))?;
+    http::add_to_linker(&mut linker).map_err(|e| format!("cannot link http-fetch: {e:#}"))?;
     Ok(linker)
 }
 

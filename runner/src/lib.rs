@@ -24,6 +24,7 @@
 
 pub mod cli;
 mod error;
+mod http;
 mod instance;
 mod limits;
 mod outcome;
@@ -35,5 +36,6 @@ mod ticker;
 pub mod worker;
 
 pub use error::Error;
+pub use http::HostRequest;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};

@@ -87,8 +87,8 @@ pub struct Execution {
     pub fuel_consumed: u64,
     /// Peak linear memory of the last attempt, in bytes.
     pub peak_memory_bytes: u64,
-    /// Outgoing HTTP requests, allowed and denied.
-    pub host_requests: Vec<serde_json::Value>,
+    /// Outgoing HTTP requests (every redirect hop), allowed and denied.
+    pub host_requests: Vec<crate::http::HostRequest>,
     /// Sub-tasks the task called (and theirs), in the order they finished.
     pub subtasks: Vec<SubTaskRecord>,
 }

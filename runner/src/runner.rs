@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::{BundleKey, Store};
-use crate::subtask::{SubTaskLog, SubTaskScope};
+use crate::subtask::{CallLog, SubTaskScope};
 use crate::ticker::EpochTicker;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
@@ -490,7 +490,7 @@ impl LoadedBundle {
         };
         let policy = options.narrow.apply(&task_name, &task.policy)?;
         let dirs = granted_dirs(&root, &policy, &options.mounts)?;
-        let log = SubTaskLog::default();
+        let log = CallLog::default();
         let started = Instant::now();
         let run = run_with_retries(
             &self.core,
@@ -503,14 +503,15 @@ impl LoadedBundle {
             None,
         )
         .await;
+        let (subtasks, host_requests) = log.take();
         let execution = Execution {
             task_name,
             duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             attempts: run.attempts,
             fuel_consumed: run.fuel_consumed,
             peak_memory_bytes: run.peak_memory_bytes,
-            host_requests: Vec::new(),
-            subtasks: log.take(),
+            host_requests,
+            subtasks,
         };
         Ok(envelope(run.result, execution, run.output))
     }
@@ -543,7 +544,7 @@ pub(crate) async fn run_with_retries(
     args_json: &str,
     dirs: &[GrantedDir],
     depth: u32,
-    log: &SubTaskLog,
+    log: &CallLog,
     inherited: Option<Outputs>,
 ) -> TaskRun {
     let env: Vec<(String, String)> = policy
@@ -562,6 +563,7 @@ pub(crate) async fn run_with_retries(
         attempts += 1;
         let scope = SubTaskScope {
             core: core.clone(),
+            task: task.to_string(),
             policy: policy.clone(),
             dirs: dirs.to_vec(),
             deadline: Instant::now() + policy.timeout(),

@@ -7,6 +7,7 @@
 //! task name and arguments, never limits. The fuel the callee used is taken out of the caller's
 //! budget, and its output is appended to the caller's.
 
+use crate::http::HostRequest;
 use crate::instance::{AttemptState, Outputs, TaskError};
 use crate::outcome::SubTaskRecord;
 use crate::runner::{BundleCore, run_with_retries};
@@ -26,6 +27,8 @@ pub const MAX_DEPTH: u32 = 3;
 pub struct SubTaskScope {
     /// The bundle the task belongs to.
     pub core: Arc<BundleCore>,
+    /// The running task's name.
+    pub task: String,
     /// The calling task's effective policy.
     pub policy: Policy,
     /// The calling task's directories, as bound on this host.
@@ -34,30 +37,45 @@ pub struct SubTaskScope {
     pub deadline: Instant,
     /// 0 for the task the runner was asked to run.
     pub depth: u32,
-    /// Where finished sub-tasks are recorded, for the envelope.
-    pub log: SubTaskLog,
+    /// Where finished sub-tasks and HTTP requests are recorded, for the envelope.
+    pub log: CallLog,
 }
 
-/// The sub-tasks of one call, shared by every level of it.
+/// What one call did beyond its result, shared by every level of sub-tasks.
 #[derive(Clone, Default)]
-pub struct SubTaskLog(Arc<Mutex<Vec<SubTaskRecord>>>);
+pub struct CallLog(Arc<Mutex<Recorded>>);
 
-impl SubTaskLog {
-    fn push(&self, record: SubTaskRecord) {
-        self.0
+#[derive(Default)]
+struct Recorded {
+    subtasks: Vec<SubTaskRecord>,
+    host_requests: Vec<HostRequest>,
+}
+
+impl CallLog {
+    fn with<R>(&self, f: impl FnOnce(&mut Recorded) -> R) -> R {
+        f(&mut self
+            .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(record);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// Everything recorded so far.
-    pub fn take(&self) -> Vec<SubTaskRecord> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+    fn push_subtask(&self, record: SubTaskRecord) {
+        self.with(|r| r.subtasks.push(record));
+    }
+
+    /// Records an outgoing HTTP request (allowed or denied).
+    pub fn push_host_request(&self, request: HostRequest) {
+        self.with(|r| r.host_requests.push(request));
+    }
+
+    /// Sub-tasks and HTTP requests recorded so far.
+    pub fn take(&self) -> (Vec<SubTaskRecord>, Vec<HostRequest>) {
+        self.with(|r| {
+            (
+                std::mem::take(&mut r.subtasks),
+                std::mem::take(&mut r.host_requests),
+            )
+        })
     }
 }
 
@@ -135,7 +153,7 @@ async fn call(
     .await;
     // The callee's compute came out of the caller's budget.
     let _ = store.set_fuel(fuel_left.saturating_sub(run.fuel_total));
-    scope.log.push(SubTaskRecord {
+    scope.log.push_subtask(SubTaskRecord {
         task_name: task.to_string(),
         depth: scope.depth + 1,
         attempts: run.attempts,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod guests;
+mod hosts;
 mod limits;
 mod subtasks;
 mod support;

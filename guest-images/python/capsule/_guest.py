@@ -19,6 +19,7 @@ import _capsule_host
 
 from . import _task
 from ._task import REGISTRY, Task
+from .http import HostDeniedError
 
 _USER_MODULE = None
 
@@ -110,7 +111,12 @@ def run(task_name, args_json):
         try:
             result = registered.func(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - every failure becomes an envelope
-            kind = "permission_denied" if _is_refusal(error) else "task_error"
+            if isinstance(error, HostDeniedError):
+                kind = "host_denied"
+            elif _is_refusal(error):
+                kind = "permission_denied"
+            else:
+                kind = "task_error"
             return False, (kind, _one_line(error), _user_traceback(error))
         try:
             return True, json.dumps(result, allow_nan=False)

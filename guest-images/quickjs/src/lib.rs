@@ -62,10 +62,16 @@ unsafe extern "C" {
         args_len: usize,
         ret: *mut CallTaskReturn,
     );
+
+    /// An outgoing HTTP request, checked by the host against the task's `allowed_hosts` (every
+    /// redirect hop too).
+    #[link_name = "http-fetch"]
+    fn import_http_fetch(request: *const u8, request_len: usize, ret: *mut CallTaskReturn);
 }
 
-/// `call-task`: `Ok(result_json)` or `Err([error_type, message, traceback])`.
-fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
+/// Calls an import that returns `result<string, task-error>` into `ret`, and takes its strings:
+/// `Ok(text)` or `Err([error_type, message, traceback])`.
+fn call_import(call: impl FnOnce(*mut CallTaskReturn)) -> Result<String, [String; 3]> {
     let mut ret = CallTaskReturn {
         is_err: 0,
         strings: [const {
@@ -75,25 +81,53 @@ fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
             }
         }; 3],
     };
-    // SAFETY: the strings outlive the call; the host writes a valid `CallTaskReturn` whose
-    // strings it allocated with `cabi_realloc(null, 0, 1, len)`.
-    unsafe {
-        import_call_task(
-            name.as_ptr(),
-            name.len(),
-            args_json.as_ptr(),
-            args_json.len(),
-            &mut ret,
-        );
-    }
+    call(&mut ret);
     let [a, b, c] = ret.strings;
-    // SAFETY: see above; each string is taken once.
+    // SAFETY: the host wrote a valid `CallTaskReturn` whose strings it allocated with
+    // `cabi_realloc(null, 0, 1, len)`; each is taken once.
     let take = |s: AbiString| unsafe { take_string(s.ptr, s.len) };
     if ret.is_err == 0 {
         Ok(take(a))
     } else {
         Err([take(a), take(b), take(c)])
     }
+}
+
+/// `call-task`: runs a sub-task.
+fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
+    // SAFETY: the strings outlive the call; `ret` is valid for writes.
+    call_import(|ret| unsafe {
+        import_call_task(
+            name.as_ptr(),
+            name.len(),
+            args_json.as_ptr(),
+            args_json.len(),
+            ret,
+        )
+    })
+}
+
+/// `http-fetch`: one HTTP request through the host.
+fn http_fetch(request_json: &str) -> Result<String, [String; 3]> {
+    // SAFETY: the string outlives the call; `ret` is valid for writes.
+    call_import(|ret| unsafe { import_http_fetch(request_json.as_ptr(), request_json.len(), ret) })
+}
+
+/// An import's outcome for the SDK: `{ok}` or `{error_type, message, traceback}`.
+fn import_outcome<'js>(
+    ctx: Ctx<'js>,
+    outcome: Result<String, [String; 3]>,
+) -> rquickjs::Result<Object<'js>> {
+    let object = Object::new(ctx)?;
+    match outcome {
+        Ok(text) => object.set("ok", text)?,
+        Err([error_type, message, traceback]) => {
+            object.set("error_type", error_type)?;
+            object.set("message", message)?;
+            object.set("traceback", traceback)?;
+        }
+    }
+    Ok(object)
 }
 
 /// What init leaves for `run`: kept in linear memory, so it is part of the snapshot.
@@ -188,16 +222,16 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, name: String, args: String| -> rquickjs::Result<Object<'js>> {
-                let outcome = Object::new(ctx)?;
-                match call_task(&name, &args) {
-                    Ok(json) => outcome.set("ok", json)?,
-                    Err([error_type, message, traceback]) => {
-                        outcome.set("error_type", error_type)?;
-                        outcome.set("message", message)?;
-                        outcome.set("traceback", traceback)?;
-                    }
-                }
-                Ok(outcome)
+                import_outcome(ctx, call_task(&name, &args))
+            },
+        )?,
+    )?;
+    host.set(
+        "httpFetch",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, request: String| -> rquickjs::Result<Object<'js>> {
+                import_outcome(ctx, http_fetch(&request))
             },
         )?,
     )?;

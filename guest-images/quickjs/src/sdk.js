@@ -109,6 +109,78 @@ export function sleep(ms) {
   return Promise.resolve();
 }
 
+// ---- fetch (through the host, which checks allowed_hosts on every request and redirect) --------
+
+/** A request went (or was redirected) to a host the task's `allowedHosts` does not allow. */
+export class HostDeniedError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "HostDeniedError";
+  }
+}
+
+class Headers {
+  constructor(pairs = []) {
+    this.pairs = pairs.map(([name, value]) => [String(name).toLowerCase(), String(value)]);
+  }
+  get(name) {
+    const found = this.pairs.filter(([key]) => key === String(name).toLowerCase()).map(([, value]) => value);
+    return found.length ? found.join(", ") : null;
+  }
+  has(name) {
+    return this.get(name) !== null;
+  }
+  entries() {
+    return this.pairs[Symbol.iterator]();
+  }
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+  forEach(callback) {
+    for (const [name, value] of this.pairs) callback(value, name, this);
+  }
+}
+
+class Response {
+  constructor(answer) {
+    this.status = answer.status;
+    this.ok = answer.status >= 200 && answer.status < 300;
+    this.statusText = "";
+    this.url = answer.url;
+    this.redirected = answer.redirected;
+    this.headers = new Headers(answer.headers);
+    this.body_ = answer.body ?? "";
+  }
+  async text() {
+    return this.body_;
+  }
+  async json() {
+    return JSON.parse(this.body_);
+  }
+}
+
+function headerPairs(headers) {
+  if (!headers) return [];
+  if (headers instanceof Headers) return headers.pairs;
+  if (Array.isArray(headers)) return headers.map(([name, value]) => [String(name), String(value)]);
+  return Object.entries(headers).map(([name, value]) => [name, String(value)]);
+}
+
+/**
+ * `fetch(url, { method, headers, body })` as in browsers and Node (string bodies; responses are
+ * read as text). A host the task may not reach rejects with `HostDeniedError`; a failed request
+ * with `TypeError`, as `fetch` does.
+ */
+globalThis.fetch = async function fetch(input, init = {}) {
+  const url = typeof input === "string" ? input : String(input?.url ?? input);
+  const request = { method: String(init.method ?? "GET"), url, headers: headerPairs(init.headers) };
+  if (init.body !== undefined && init.body !== null) request.body = String(init.body);
+  const outcome = host.httpFetch(JSON.stringify(request));
+  if (outcome.ok !== undefined) return new Response(JSON.parse(outcome.ok));
+  if (outcome.error_type === "host_denied") throw new HostDeniedError(outcome.message);
+  throw new TypeError(outcome.message);
+};
+
 // ---- tasks --------------------------------------------------------------------------------------
 
 /**
@@ -222,8 +294,9 @@ export async function run(name, argsJson) {
     result = await entry.fn(...callArgs);
   } catch (error) {
     const stack = error instanceof Error && error.stack ? `${describe(error)}\n${error.stack}` : describe(error);
-    const refused = error instanceof Error && error.name === "PermissionError";
-    return failure(refused ? "permission_denied" : "task_error", describe(error), stack);
+    const name = error instanceof Error ? error.name : "";
+    const kind = name === "HostDeniedError" ? "host_denied" : name === "PermissionError" ? "permission_denied" : "task_error";
+    return failure(kind, describe(error), stack);
   }
   let json;
   try {
