@@ -12,10 +12,10 @@ runs=${1:-30}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 bash guest-images/build.sh >/dev/null
 cargo build --release --locked --quiet -p capsule-runner --bin capsule-runner
-cp target/release/capsule-runner target/release/capsule-runner.minimal
+cp "${CARGO_TARGET_DIR:-target}/release/capsule-runner" "${CARGO_TARGET_DIR:-target}/release/capsule-runner.minimal"
 cargo build --release --locked --quiet --bin capsule
-capsule=$PWD/target/release/capsule
-runner=$PWD/target/release/capsule-runner.minimal
+capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
+runner=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule-runner.minimal")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CAPSULE_CACHE_DIR=$work/cache

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bash guest-images/build.sh >/dev/null
 cargo build --release --locked --quiet --bin capsule
-capsule=$PWD/target/release/capsule
+capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf '%-8s %14s %16s %16s\n' level fuel "CPython (ms)" "QuickJS (ms)"
