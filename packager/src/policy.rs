@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Fuel granted by each compute level. Fuel counts wasm instructions, roughly: ci/bench/fuel.sh
-/// measured LOW at 0.15 s of a CPython busy loop and 0.1 s of a QuickJS one (2-core x86_64); the
-/// other levels scale linearly (MEDIUM 1.5 s / 1 s, HIGH 15 s / 9.5 s).
+/// measured LOW at 0.15 s of a CPython busy loop and 0.08 s of a QuickJS one (2-core x86_64); the
+/// other levels scale linearly (MEDIUM 1.5 s / 0.8 s, HIGH 15 s / 7.9 s).
 pub const FUEL_LOW: u64 = 1_000_000_000;
 /// See [`FUEL_LOW`].
 pub const FUEL_MEDIUM: u64 = 10_000_000_000;

@@ -64,8 +64,8 @@ fn parse_target(name: &str) -> Result<Target, String> {
 
 const BUILD_HELP: &str = "Examples:\n  capsule build task.py --export\n  capsule build task.py --export --sign ci.key\n  capsule build task.js -o dist/task.capsule\n\n\
 Compute levels (wasmtime fuel, measured by ci/bench/fuel.sh on a 2-core x86_64 host):\n  \
-LOW = 1e9 (about 0.15 s of CPython / 0.1 s of QuickJS busy work), MEDIUM = 1e10 (1.5 s / 1 s),\n  \
-HIGH = 1e11 (15 s / 9.5 s), or a fuel count. Default: MEDIUM. Default ram 512MiB, timeout 5m.\n\
+LOW = 1e9 (about 0.15 s of CPython / 0.08 s of QuickJS busy work), MEDIUM = 1e10 (1.5 s / 0.8 s),\n  \
+HIGH = 1e11 (15 s / 7.9 s), or a fuel count. Default: MEDIUM. Default ram 512MiB, timeout 5m.\n\
 Build time: SOURCE_DATE_EPOCH sets the timestamps in the bundle (default 0), so builds are reproducible.\n\n\
 Exit status:\n  0  built\n  1  the build failed (your module raised at build time, toolchain failure)\n  \
 2  usage or configuration error (bad task options, bad capsule.toml)";

@@ -173,6 +173,32 @@ fn allowed_hosts_are_enforced_on_every_request_and_redirect() {
             r#"{"n": 1}"#.replace(": ", if source.ends_with(".js") { ":" } else { ": " })
         );
     }
+    // Python's urllib goes through the same check.
+    let task = bundle(&fixture("http.py"));
+    let (code, envelope) = exec_json(
+        &task,
+        &[
+            "--task",
+            "via_urllib",
+            "--",
+            &format!("{base}/redirect-local"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(envelope["result"]["body"], "hello from the host");
+    assert_eq!(requests(&envelope).len(), 2, "{envelope}");
+    let (code, envelope) = exec_json(
+        &task,
+        &[
+            "--task",
+            "via_urllib",
+            "--",
+            &format!("{base}/redirect-away"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{envelope}");
+    assert_eq!(envelope["error"]["error_type"], "host_denied", "{envelope}");
+
     let seen = seen.lock().expect("log");
     assert!(
         seen.iter().all(|line| !line.starts_with("localhost")),

@@ -168,10 +168,19 @@ fn a_subtask_is_retried_as_its_own_policy_says() {
     for source in ["subtasks.py", "subtasks.js"] {
         let (code, envelope, _work) = run(source, &["--", "retries"], &[]);
         assert_eq!(code, Some(0), "{source}: {envelope}");
-        assert_eq!(envelope["result"]["error_type"], "task_error", "{source}: {envelope}");
+        assert_eq!(
+            envelope["result"]["error_type"], "task_error",
+            "{source}: {envelope}"
+        );
         let record = subtask(&envelope, 0);
         assert_eq!(record["task_name"], "flaky");
-        assert_eq!(record["attempts"], 3, "max_retries=2: three attempts: {record}");
-        assert_eq!(envelope["execution"]["attempts"], 1, "the caller itself ran once");
+        assert_eq!(
+            record["attempts"], 3,
+            "max_retries=2: three attempts: {record}"
+        );
+        assert_eq!(
+            envelope["execution"]["attempts"], 1,
+            "the caller itself ran once"
+        );
     }
 }

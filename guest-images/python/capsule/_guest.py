@@ -6,6 +6,7 @@ the snapshot.
 
 import contextlib
 import errno
+import gc
 import inspect
 import json
 import linecache
@@ -19,9 +20,12 @@ import _capsule_host
 
 from . import _task
 from ._task import REGISTRY, Task
-from .http import HostDeniedError
+from .http import HostDeniedError, install_urllib_opener
+
+install_urllib_opener()
 
 _USER_MODULE = None
+_SIGNATURES = {}
 
 
 def load_user_module(source, filename):
@@ -45,6 +49,16 @@ def load_user_module(source, filename):
         sys.stderr.flush()
         return False
     _USER_MODULE = module
+    # Signatures are computed once, into the snapshot: `inspect.signature` is costly per call.
+    for name, registered in REGISTRY.items():
+        try:
+            _SIGNATURES[name] = inspect.signature(registered.func)
+        except (TypeError, ValueError):
+            pass  # no introspectable signature (a builtin): the call decides
+    # Everything alive now is part of the snapshot: keep the collector from walking (and so
+    # writing to, page by page) the whole frozen heap in every run.
+    gc.collect()
+    gc.freeze()
     exports = {value.name: key for key, value in vars(module).items() if isinstance(value, Task)}
     table = {
         "language": "python",
@@ -102,12 +116,12 @@ def run(task_name, args_json):
         if registered is None:
             known = ", ".join(REGISTRY) or "none"
             return False, ("internal", f"no task named `{task_name}` (tasks: {known})", "")
-        try:
-            inspect.signature(registered.func).bind(*args, **kwargs)
-        except TypeError as error:
-            return False, ("invalid_args", f"task `{task_name}` cannot take these arguments: {error}", "")
-        except ValueError:
-            pass  # no introspectable signature (a builtin): let the call decide
+        signature = _SIGNATURES.get(task_name)
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as error:
+                return False, ("invalid_args", f"task `{task_name}` cannot take these arguments: {error}", "")
         try:
             result = registered.func(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - every failure becomes an envelope

@@ -10,12 +10,17 @@
 A task has no sockets: requests go through the host, which checks the host name of the request and
 of every redirect hop against the task's `allowed_hosts` before connecting. A refused request raises
 `HostDeniedError` (a `PermissionError`); left uncaught, the task fails with `host_denied`. Every
-request is listed in the envelope's `execution.host_requests`. (`urllib.request` cannot be used:
-CPython's WASI build has no `_socket`.)
+request is listed in the envelope's `execution.host_requests`. `urllib.request.urlopen` goes the
+same way: the SDK installs an opener whose http/https handler calls `fetch`.
 """
 
 import base64
+import io
 import json
+import urllib.error
+import urllib.request
+import urllib.response
+from email.message import Message
 
 import _capsule_host
 
@@ -89,3 +94,32 @@ def get(url, **kwargs):
 
 def post(url, **kwargs):
     return fetch(url, method="POST", **kwargs)
+
+
+class _CapsuleHTTPHandler(urllib.request.BaseHandler):
+    """urllib's http/https handler, ahead of the socket-based ones (which cannot connect here)."""
+
+    handler_order = 100
+
+    def http_open(self, request):
+        try:
+            response = fetch(request.full_url, method=request.get_method(),
+                             headers=request.header_items(), body=request.data)
+        except (HostDeniedError, ValueError, TimeoutError):
+            raise
+        except ConnectionError as error:
+            raise urllib.error.URLError(str(error)) from error
+        headers = Message()
+        for name, value in response.headers:
+            headers[name] = value
+        answer = urllib.response.addinfourl(io.BytesIO(response.body), headers, response.url,
+                                            response.status)
+        answer.msg = ""  # the reason phrase, which urllib's error processor reads
+        return answer
+
+    https_open = http_open
+
+
+def install_urllib_opener():
+    """Route `urllib.request.urlopen` through `fetch` (done by the SDK at startup)."""
+    urllib.request.install_opener(urllib.request.build_opener(_CapsuleHTTPHandler))
