@@ -62,12 +62,15 @@ def throughput(args):
     proc = start(args.worker)
     args_value = json.loads(args.args)
 
+    def request(i):
+        return {"id": i, "bundle": args.bundle, "task": args.task, "args": args_value}
+
     def feed():
         for i in range(args.count):
-            proc.stdin.write((json.dumps({"id": i, "bundle": args.bundle, "args": args_value}) + "\n").encode())
+            proc.stdin.write((json.dumps(request(i)) + "\n").encode())
         proc.stdin.close()
 
-    call(proc, {"id": -1, "bundle": args.bundle, "args": args_value})  # load the bundle first
+    call(proc, request(-1))  # load the bundle first
     started = time.perf_counter()
     feeder = threading.Thread(target=feed)
     feeder.start()
@@ -106,6 +109,7 @@ def main():
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--idle-task", default="main")
+    parser.add_argument("--task", default="main")
     parser.add_argument("--settle", type=float, default=0.5)
     parser.add_argument("--worker", required=True, help="the worker command line")
     args = parser.parse_args()

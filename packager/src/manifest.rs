@@ -203,6 +203,12 @@ impl Manifest {
         self.tasks.iter().find(|t| t.name == name)
     }
 
+    /// The task names, comma-separated, for messages about a task that does not exist.
+    pub fn task_names(&self) -> String {
+        let names: Vec<_> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// The blob entry for `digest`.
     pub fn blob(&self, digest: &Digest) -> Option<&BlobEntry> {
         self.blobs.iter().find(|b| b.digest == *digest)

@@ -129,10 +129,10 @@ pub fn narrow_hosts(own: &[String], caller: &[String]) -> Vec<String> {
             } else {
                 None
             };
-            if let Some(kept) = kept {
-                if !hosts.contains(kept) {
-                    hosts.push(kept.clone());
-                }
+            if let Some(kept) = kept
+                && !hosts.contains(kept)
+            {
+                hosts.push(kept.clone());
             }
         }
     }

@@ -117,7 +117,7 @@ pub fn prepare(engine: &Engine, component: &Component) -> Result<TaskPre<Attempt
 
 fn limit_text(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{bytes} bytes")

@@ -471,16 +471,9 @@ impl LoadedBundle {
             .clone()
             .unwrap_or_else(|| self.core.manifest.entry.clone());
         let task = self.core.manifest.task(&task_name).ok_or_else(|| {
-            let names: Vec<_> = self
-                .core
-                .manifest
-                .tasks
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect();
             Error::Usage(format!(
                 "the bundle has no task `{task_name}` (tasks: {})",
-                names.join(", ")
+                self.core.manifest.task_names()
             ))
         })?;
         let root = match &options.files_root {
@@ -492,17 +485,14 @@ impl LoadedBundle {
         let dirs = granted_dirs(&root, &policy, &options.mounts)?;
         let log = CallLog::default();
         let started = Instant::now();
-        let run = run_with_retries(
-            &self.core,
-            &task_name,
-            &policy,
-            &options.args_json,
-            &dirs,
-            0,
-            &log,
-            None,
-        )
-        .await;
+        let call = TaskCall {
+            task: &task_name,
+            policy: &policy,
+            args_json: &options.args_json,
+            dirs: &dirs,
+            depth: 0,
+        };
+        let run = run_with_retries(&self.core, call, &log, None).await;
         let (subtasks, host_requests) = log.take();
         let execution = Execution {
             task_name,
@@ -530,23 +520,31 @@ pub(crate) struct TaskRun {
     pub output: GuestOutput,
 }
 
-/// Runs `task` under `policy`, retrying as the policy allows, each attempt in a fresh instance.
-/// `inherited` is the caller's output for a sub-task; a top-level call gets fresh buffers per
-/// attempt.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call's whole description, passed down once"
-)]
+/// One task to run: which, under what policy, with what arguments and directories.
+pub(crate) struct TaskCall<'a> {
+    pub task: &'a str,
+    pub policy: &'a Policy,
+    pub args_json: &'a str,
+    pub dirs: &'a [GrantedDir],
+    /// 0 for the task the runner was asked to run, 1 for its sub-tasks...
+    pub depth: u32,
+}
+
+/// Runs `call`, retrying as its policy allows, each attempt in a fresh instance. `inherited` is
+/// the caller's output for a sub-task; a top-level call gets fresh buffers per attempt.
 pub(crate) async fn run_with_retries(
     core: &Arc<BundleCore>,
-    task: &str,
-    policy: &Policy,
-    args_json: &str,
-    dirs: &[GrantedDir],
-    depth: u32,
+    call: TaskCall<'_>,
     log: &CallLog,
     inherited: Option<Outputs>,
 ) -> TaskRun {
+    let TaskCall {
+        task,
+        policy,
+        args_json,
+        dirs,
+        depth,
+    } = call;
     let env: Vec<(String, String)> = policy
         .env_variables
         .iter()
@@ -626,13 +624,13 @@ fn granted_dirs(root: &Path, policy: &Policy, mounts: &[Mount]) -> Result<Vec<Gr
         .map(|grant| {
             let mount = mounts.iter().find(|m| m.guest_dir() == grant.path);
             let writable = grant.mode == FileMode::Rw;
-            if let Some(Mount { read_only: Some(false), .. }) = mount {
-                if !writable {
-                    return Err(Error::Usage(format!(
-                        "`--mount` asks read-write for `/{}`, which the task declares read-only; a mount can only narrow",
-                        grant.path
-                    )));
-                }
+            if let Some(Mount { read_only: Some(false), .. }) = mount
+                && !writable
+            {
+                return Err(Error::Usage(format!(
+                    "`--mount` asks read-write for `/{}`, which the task declares read-only; a mount can only narrow",
+                    grant.path
+                )));
             }
             let host = mount.map_or_else(|| root.join(&grant.path), |m| m.host.clone());
             if !host.is_dir() {

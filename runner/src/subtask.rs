@@ -10,7 +10,7 @@
 use crate::http::HostRequest;
 use crate::instance::{AttemptState, Outputs, TaskError};
 use crate::outcome::SubTaskRecord;
-use crate::runner::{BundleCore, run_with_retries};
+use crate::runner::{BundleCore, TaskCall, run_with_retries};
 use capsule_packager::Policy;
 use capsule_packager::policy::{FileMode, Remaining};
 use std::sync::{Arc, Mutex};
@@ -111,18 +111,11 @@ async fn call(
         ));
     }
     let Some(declared) = scope.core.manifest.task(task) else {
-        let names: Vec<_> = scope
-            .core
-            .manifest
-            .tasks
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
         return Err(refusal(
             "invalid_args",
             format!(
                 "cannot call sub-task `{task}`: the bundle has no such task (tasks: {})",
-                names.join(", ")
+                scope.core.manifest.task_names()
             ),
         ));
     };
@@ -140,17 +133,14 @@ async fn call(
     let dirs = narrowed_dirs(&policy, &scope.dirs);
     let output: Outputs = store.data().output.clone();
     let started = Instant::now();
-    let run = run_with_retries(
-        &scope.core,
+    let call = TaskCall {
         task,
-        &policy,
+        policy: &policy,
         args_json,
-        &dirs,
-        scope.depth + 1,
-        &scope.log,
-        Some(output),
-    )
-    .await;
+        dirs: &dirs,
+        depth: scope.depth + 1,
+    };
+    let run = run_with_retries(&scope.core, call, &scope.log, Some(output)).await;
     // The callee's compute came out of the caller's budget.
     let _ = store.set_fuel(fuel_left.saturating_sub(run.fuel_total));
     scope.log.push_subtask(SubTaskRecord {

@@ -105,7 +105,14 @@ type CachedBundle = Arc<OnceCell<Arc<LoadedBundle>>>;
 struct BundleCache {
     runner: Runner,
     trust: Trust,
-    entries: Mutex<(u64, HashMap<FileIdentity, (u64, CachedBundle)>)>,
+    entries: Mutex<Entries>,
+}
+
+/// The cache's table, with a use counter for evicting the least recently used bundle.
+#[derive(Default)]
+struct Entries {
+    clock: u64,
+    by_file: HashMap<FileIdentity, (u64, CachedBundle)>,
 }
 
 impl BundleCache {
@@ -119,17 +126,17 @@ impl BundleCache {
         })?;
         let cell = {
             let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let (clock, entries) = &mut *guard;
-            *clock += 1;
-            let now = *clock;
-            if entries.len() >= MAX_CACHED_BUNDLES && !entries.contains_key(&identity) {
-                if let Some(oldest) = entries
+            guard.clock += 1;
+            let now = guard.clock;
+            let entries = &mut guard.by_file;
+            if entries.len() >= MAX_CACHED_BUNDLES
+                && !entries.contains_key(&identity)
+                && let Some(oldest) = entries
                     .iter()
                     .min_by_key(|(_, (used, _))| *used)
                     .map(|(k, _)| k.clone())
-                {
-                    entries.remove(&oldest);
-                }
+            {
+                entries.remove(&oldest);
             }
             let entry = entries
                 .entry(identity)
@@ -169,7 +176,7 @@ pub fn serve(
     let cache = Arc::new(BundleCache {
         runner,
         trust: options.trust,
-        entries: Mutex::new((0, HashMap::new())),
+        entries: Mutex::new(Entries::default()),
     });
     let settings = Arc::new(CallSettings {
         request_timeout: options.request_timeout,

@@ -50,7 +50,7 @@ fn a_bundle_carries_code_for_x86_64_and_aarch64() {
             });
         } else {
             // wasmtime reads the code's metadata and names its architecture.
-            let error = format!("{:#}", loaded.err().expect("foreign code must not load"));
+            let error = format!("{:#}", loaded.expect_err("foreign code must not load"));
             assert!(
                 error.contains(&format!("compiled for architecture '{}'", target.name)),
                 "{error}"
