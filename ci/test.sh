@@ -19,3 +19,6 @@ runner=${CARGO_TARGET_DIR:-target}/release/capsule-runner
 echo "capsule-runner: no code generator in its dependency tree; $(stat -c %s "$runner") bytes"
 
 cargo test --release --locked --workspace
+# The guests' HTTP client (its own workspace; built for wasm32-wasip1 by build.sh) has host-side tests.
+cargo test --locked --quiet --manifest-path guest-images/http-client/Cargo.toml \
+  --target-dir "${CARGO_TARGET_DIR:-target}/http-client"

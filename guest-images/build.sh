@@ -138,10 +138,26 @@ guest_sysroot() { # guest_sysroot DIR
   for f in libc.a crt1-command.o crt1-reactor.o; do ln -sf "$rust_libc/$f" "$dir/lib/wasm32-wasi/$f"; done
 }
 
+# ---- the in-guest HTTP client (wasi:http), shared by both guests ----------------------------------
+
+HTTP_CLIENT=$HERE/http-client
+
+http_client_inputs() {
+  echo "$HTTP_CLIENT/Cargo.toml" "$HTTP_CLIENT/Cargo.lock" $(find "$HTTP_CLIENT/src" -type f | sort)
+}
+
+build_http_client() { # -> sets HTTP_LIB to the static library the CPython guest links
+  log "http-client: building (wasm32-wasip1 static library)"
+  cargo build --release --locked --quiet --target wasm32-wasip1 \
+    --manifest-path "$HTTP_CLIENT/Cargo.toml" --target-dir "$CACHE/http-client-target" \
+    || die "building the guest HTTP client failed"
+  HTTP_LIB=$CACHE/http-client-target/wasm32-wasip1/release/libcapsule_guest_http.a
+}
+
 build_python() {
   local key dest
   key=$(hash_inputs "$HERE/build.sh" "$LOCK" "$HERE/python/guest.c" "$HERE/python/wasi-compat.c" \
-        "$HERE"/python/capsule/*.py)
+        "$HERE"/python/capsule/*.py $(http_client_inputs))
   dest=$OUT/python-$key
   if [ -f "$dest/info.json" ]; then
     log "python: cache hit ($dest)"
@@ -149,6 +165,7 @@ build_python() {
     return
   fi
   build_libpython
+  build_http_client
   local work src=$CPY/Python-3.11.2 b=$CPY/Python-3.11.2/builddir/wasi
   work=$(mktemp -d)
   guest_sysroot "$work/sysroot"
@@ -158,6 +175,7 @@ build_python() {
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -O2 -c "$HERE/python/wasi-compat.c" -o "$work/wasi-compat.o"
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -fuse-ld=lld \
     "$work/guest.o" "$work/wasi-compat.o" "$b/libpython3.11.a" "$b/Modules/_decimal/libmpdec/libmpdec.a" "$b/Modules/expat/libexpat.a" \
+    "$HTTP_LIB" \
     -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm \
     -Wl,--wrap=__wasi_fd_filestat_get -Wl,--wrap=__wasi_path_filestat_get -Wl,--wrap=__wasi_fd_readdir \
     -Wl,-z,stack-size=8388608 -Wl,--strip-debug -o "$work/guest.wasm"
@@ -189,7 +207,7 @@ build_python() {
 build_quickjs() {
   local crate=$HERE/quickjs key dest
   key=$(hash_inputs "$HERE/build.sh" "$LOCK" "$crate/Cargo.toml" "$crate/Cargo.lock" "$crate/build-env.sh" \
-        $(find "$crate/src" -type f | sort))
+        $(find "$crate/src" -type f | sort) $(http_client_inputs))
   dest=$OUT/quickjs-$key
   if [ -f "$dest/info.json" ]; then
     log "quickjs: cache hit ($dest)"

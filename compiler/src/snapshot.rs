@@ -136,8 +136,8 @@ impl Snapshotter {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut InitState| &mut s.wasi)
             .map_err(|e| Error::toolchain("linking WASI for Wizer", e))?;
-        // The world's imports. A sub-task cannot run while the module is being snapshotted (the
-        // SDKs call the task's function directly then), and there is no network.
+        // The world's import: a sub-task cannot run while the module is being snapshotted (the
+        // SDKs call the task's function directly then).
         linker
             .func_wrap(
                 "$root",
@@ -155,25 +155,19 @@ impl Snapshotter {
                 },
             )
             .map_err(|e| Error::toolchain("linking call-task for Wizer", e))?;
-        linker
-            .func_wrap(
-                "$root",
-                "http-fetch",
-                |_: wasmtime::Caller<'_, InitState>,
-                 _: i32,
-                 _: i32,
-                 _: i32|
-                 -> wasmtime::Result<()> {
-                    wasmtime::bail!("no network at build time (the module's top level)")
-                },
-            )
-            .map_err(|e| Error::toolchain("linking http-fetch for Wizer", e))?;
+
         let mut wizer = wasmtime_wizer::Wizer::new();
         wizer.init_func("wizer.initialize");
         let result = wasmtime_wasi::runtime::in_tokio(wizer.run(
             &mut store,
             guest_wasm,
-            async |store, module| linker.instantiate_async(store, module).await,
+            async |store, module| {
+                // wasi:http (the guests' HTTP client) and anything else beyond WASI preview1:
+                // present in the module, never callable at build time.
+                let mut linker = linker.clone();
+                linker.define_unknown_imports_as_traps(module)?;
+                linker.instantiate_async(store, module).await
+            },
         ));
         let printed = String::from_utf8_lossy(&stderr.contents()).into_owned();
         match result {

@@ -104,25 +104,29 @@ static void free_abi_string(abi_string s) {
     if (s.len) free(s.ptr);
 }
 
-/* The `http-fetch` import: an outgoing HTTP request, checked by the host against the task's
-   `allowed_hosts` (every redirect hop too). Same result layout as `call-task`. */
-__attribute__((import_module("$root"), import_name("http-fetch")))
-extern void capsule_import_http_fetch(const char *request, size_t request_len, run_return *ret);
+/* Outgoing HTTP over wasi:http, from the shared guest HTTP client (guest-images/http-client, a
+   Rust static library): one request and its redirects, JSON in and out, the same result layout as
+   `call-task`; its strings are freed with capsule_http_free. The runner checks every request
+   against the task's `allowed_hosts`. */
+extern void capsule_http_fetch(const char *request, size_t request_len, run_return *ret);
+extern void capsule_http_free(char *ptr, size_t len);
 
-/* An import's `result<string, task-error>` as (True, text) or (False, (error_type, message,
-   traceback)); frees the host's strings. */
-static PyObject *import_outcome(run_return *ret) {
+static void free_http_string(abi_string s) { capsule_http_free(s.ptr, s.len); }
+
+/* A `result<string, task-error>` as (True, text) or (False, (error_type, message, traceback));
+   frees the strings with `release`. */
+static PyObject *import_outcome(run_return *ret, void (*release)(abi_string)) {
     PyObject *outcome;
     if (!ret->is_err) {
         outcome = Py_BuildValue("(Os#)", Py_True, ret->strings[0].len ? ret->strings[0].ptr : "",
                                 (Py_ssize_t)ret->strings[0].len);
-        free_abi_string(ret->strings[0]);
+        release(ret->strings[0]);
     } else {
         const char *text[3];
         for (int i = 0; i < 3; i++) text[i] = ret->strings[i].len ? ret->strings[i].ptr : "";
         outcome = Py_BuildValue("(O(s#s#s#))", Py_False, text[0], (Py_ssize_t)ret->strings[0].len, text[1],
                                 (Py_ssize_t)ret->strings[1].len, text[2], (Py_ssize_t)ret->strings[2].len);
-        for (int i = 0; i < 3; i++) free_abi_string(ret->strings[i]);
+        for (int i = 0; i < 3; i++) release(ret->strings[i]);
     }
     return outcome;
 }
@@ -136,7 +140,7 @@ static PyObject *host_call_task(PyObject *self, PyObject *args) {
     run_return ret;
     memset(&ret, 0, sizeof ret);
     capsule_import_call_task(name, (size_t)name_len, json, (size_t)json_len, &ret);
-    return import_outcome(&ret);
+    return import_outcome(&ret, free_abi_string);
 }
 
 /* http_fetch(request_json) -> (True, response_json) | (False, (error_type, message, traceback)) */
@@ -147,8 +151,8 @@ static PyObject *host_http_fetch(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "s#", &request, &request_len)) return NULL;
     run_return ret;
     memset(&ret, 0, sizeof ret);
-    capsule_import_http_fetch(request, (size_t)request_len, &ret);
-    return import_outcome(&ret);
+    capsule_http_fetch(request, (size_t)request_len, &ret);
+    return import_outcome(&ret, free_http_string);
 }
 
 extern char **environ;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 // Async, so that a deadline also ends a task that waits in the host (a sleep), not only one
 // that computes (the epoch deadline stops those).
@@ -28,6 +29,9 @@ const OUTPUT_CAP: usize = 1 << 20;
 pub struct AttemptState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// Checks and records every outgoing HTTP request.
+    http_hooks: http::PolicyHooks,
     pub(crate) limiter: MemoryLimiter,
     /// Where this attempt's stdout and stderr go (its sub-tasks write there too).
     pub(crate) output: Outputs,
@@ -50,6 +54,16 @@ impl Outputs {
         Outputs {
             stdout: CapturedOutput::new(OUTPUT_CAP),
             stderr: CapturedOutput::new(OUTPUT_CAP),
+        }
+    }
+}
+
+impl WasiHttpView for AttemptState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -96,13 +110,15 @@ pub struct AttemptOutcome {
     pub output: GuestOutput,
 }
 
-/// Builds the linker once per bundle: WASI preview2, `call-task` and `http-fetch`, nothing else.
+/// Builds the linker once per bundle: WASI preview2, wasi:http (checked against `allowed_hosts`)
+/// and `call-task`, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| format!("cannot link wasi:http: {e:#}"))?;
     subtask::add_to_linker(&mut linker).map_err(|e| format!("cannot link call-task: {e:#}"))?;
-    http::add_to_linker(&mut linker).map_err(|e| format!("cannot link http-fetch: {e:#}"))?;
     Ok(linker)
 }
 
@@ -195,6 +211,12 @@ pub async fn attempt(
         wasi,
         table: ResourceTable::new(),
         limiter: MemoryLimiter::new(policy.ram_bytes),
+        http: WasiHttpCtx::new(),
+        http_hooks: http::PolicyHooks {
+            task: scope.task.clone(),
+            allowed_hosts: policy.allowed_hosts.clone(),
+            log: scope.log.clone(),
+        },
         output: output.clone(),
         scope,
     };

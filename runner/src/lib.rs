@@ -7,8 +7,10 @@
 //! runs a task in a fresh instance per attempt: fuel for `compute`, a resource limiter for `ram`,
 //! epoch interruption for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
 //! context that grants nothing by default: no files but read-only guest layers, only the declared
-//! environment variables, no network, stdin closed and stdout/stderr captured (bounded) apart from
-//! the result. The outcome is an [`Envelope`].
+//! environment variables, no sockets (HTTP only through `wasi:http`, to the hosts the task allows),
+//! stdin closed and stdout/stderr captured (bounded) apart from the result. A task may call another
+//! task of its bundle (a sub-task, in a fresh instance, under the narrower of both policies). The
+//! outcome is an [`Envelope`]. The [`worker`] module serves many calls over NDJSON.
 //!
 //! ```no_run
 //! use capsule_packager::sign::{PublicKey, Trust};

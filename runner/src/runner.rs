@@ -458,6 +458,7 @@ impl LoadedBundle {
     pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .enable_io()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
         runtime.block_on(self.call_async(options))

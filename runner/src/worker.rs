@@ -172,6 +172,7 @@ pub fn serve(
         .worker_threads(threads)
         .thread_name("capsule-worker")
         .enable_time()
+        .enable_io()
         .build()?;
     let cache = Arc::new(BundleCache {
         runner,

@@ -1,4 +1,5 @@
-//! `allowed_hosts`: every outgoing request and every redirect hop is checked before connecting;
+//! `allowed_hosts`: every outgoing wasi:http request and every redirect hop is checked by the runner
+//! before connecting;
 //! denied ones are `host_denied` and listed in `execution.host_requests`. A local HTTP server on
 //! 127.0.0.1 plays the outside world; `localhost` (the same server under a name the tasks do not
 //! allow) is the forbidden host, so a request that slipped through would show up in its log.
@@ -154,7 +155,7 @@ fn allowed_hosts_are_enforced_on_every_request_and_redirect() {
         assert_eq!(code, Some(1), "{source}: {envelope}");
         let message = envelope["error"]["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains("allows hosts: localhost"),
+            message.contains("request to `127.0.0.1` denied"),
             "{source}: {message}"
         );
         assert_eq!(

@@ -62,11 +62,6 @@ unsafe extern "C" {
         args_len: usize,
         ret: *mut CallTaskReturn,
     );
-
-    /// An outgoing HTTP request, checked by the host against the task's `allowed_hosts` (every
-    /// redirect hop too).
-    #[link_name = "http-fetch"]
-    fn import_http_fetch(request: *const u8, request_len: usize, ret: *mut CallTaskReturn);
 }
 
 /// Calls an import that returns `result<string, task-error>` into `ret`, and takes its strings:
@@ -107,10 +102,10 @@ fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
     })
 }
 
-/// `http-fetch`: one HTTP request through the host.
+/// One HTTP request (and its redirects) over wasi:http; the runner checks each against the
+/// task's `allowed_hosts`.
 fn http_fetch(request_json: &str) -> Result<String, [String; 3]> {
-    // SAFETY: the string outlives the call; `ret` is valid for writes.
-    call_import(|ret| unsafe { import_http_fetch(request_json.as_ptr(), request_json.len(), ret) })
+    capsule_guest_http::fetch(request_json)
 }
 
 /// An import's outcome for the SDK: `{ok}` or `{error_type, message, traceback}`.
