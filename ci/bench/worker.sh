@@ -40,13 +40,13 @@ done
 
 echo
 echo "== 2. worker throughput on $(nproc) cores, 8 in flight: trivial task, and json_roundtrip(1000) =="
-printf '%-8s %-16s %8s %10s %12s %12s\n' guest task threads requests seconds "per second"
+printf '%-8s %-16s %-14s %10s %12s %12s\n' guest task mode requests seconds "per second"
 for ext in py js; do
   for spec in "trivial main [] $((calls * 5))" "workload json_roundtrip [1000] 40"; do
     read -r file task args count <<<"$spec"
-    for threads in 1 "$(nproc)"; do
-      r=$($client throughput --bundle "$work/$file-$ext.capsule" --task "$task" --args "$args" --count "$count" --worker "$worker --max-in-flight 8 --threads $threads")
-      printf '%-8s %-16s %8s %10s %12s %12.1f\n' "$ext" "$task" "$threads" "$(field "$r" requests)" "$(field "$r" seconds)" "$(field "$r" per_second)"
+    for mode in "--threads 1" "--threads $(nproc)" "--processes $(nproc)"; do
+      r=$($client throughput --bundle "$work/$file-$ext.capsule" --task "$task" --args "$args" --count "$count" --worker "$worker --max-in-flight 8 $mode")
+      printf '%-8s %-16s %-14s %10s %12s %12.1f\n' "$ext" "$task" "${mode#--}" "$(field "$r" requests)" "$(field "$r" seconds)" "$(field "$r" per_second)"
     done
   done
 done

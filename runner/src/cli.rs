@@ -6,6 +6,7 @@ pub mod args;
 pub(crate) mod exec;
 pub mod report;
 mod worker;
+mod worker_pool;
 
 pub use exec::{ExecCommand, ExecHow, exec_bundle};
 pub use worker::WorkerCommand;

@@ -151,17 +151,26 @@ fn a_thousand_sequential_requests_succeed_in_fresh_instances() {
 fn two_hundred_concurrent_requests_succeed() {
     let py = bundle(&fixture("echo.py"));
     let js = bundle(&fixture("echo.js"));
-    let mut worker = Worker::start(&["--max-in-flight", "8"]);
-    let requests = (0..200)
-        .map(|i| request(i, if i % 2 == 0 { &py } else { &js }, json!([i])))
-        .collect();
-    let answers = worker.call_all(requests);
-    assert_eq!(answers.len(), 200);
-    for i in 0..200 {
-        let answer = &answers[&i.to_string()];
-        assert_eq!(assert_ok(answer)["args"], json!([i]));
+    // Threads in one process, and single-threaded child processes behind a router.
+    for extra in [
+        &["--max-in-flight", "8"][..],
+        &["--max-in-flight", "8", "--processes", "2"],
+    ] {
+        let mut worker = Worker::start(extra);
+        let requests = (0..200)
+            .map(|i| request(i, if i % 2 == 0 { &py } else { &js }, json!([i])))
+            .collect();
+        let answers = worker.call_all(requests);
+        assert_eq!(answers.len(), 200, "{extra:?}");
+        for i in 0..200 {
+            let answer = &answers[&i.to_string()];
+            assert_eq!(assert_ok(answer)["args"], json!([i]), "{extra:?}");
+        }
+        // Malformed lines are answered through the router too.
+        worker.send_line("not json");
+        assert_eq!(worker.receive()["id"], Value::Null);
+        assert!(worker.finish().is_empty());
     }
-    assert!(worker.finish().is_empty());
 }
 
 #[test]
@@ -315,18 +324,20 @@ fn an_untrusted_bundle_is_refused_by_the_worker() {
 fn eof_drains_every_request_in_flight() {
     let echo = bundle(&fixture("echo.py"));
     let sleep = bundle(&fixture("limits_sleep.js"));
-    let mut worker = Worker::start(&[]);
-    worker.send(&json!({"id": "slow", "bundle": sleep}));
-    for i in 0..20 {
-        worker.send(&request(i, &echo, json!([i])));
+    for extra in [&[][..], &["--processes", "2"]] {
+        let mut worker = Worker::start(extra);
+        worker.send(&json!({"id": "slow", "bundle": sleep}));
+        for i in 0..20 {
+            worker.send(&request(i, &echo, json!([i])));
+        }
+        let answers = worker.finish();
+        assert_eq!(answers.len(), 21, "{extra:?}");
+        let slow = answers
+            .iter()
+            .find(|a| a["id"] == "slow")
+            .expect("slow answered");
+        assert_eq!(slow["envelope"]["error"]["error_type"], "timeout");
     }
-    let answers = worker.finish();
-    assert_eq!(answers.len(), 21);
-    let slow = answers
-        .iter()
-        .find(|a| a["id"] == "slow")
-        .expect("slow answered");
-    assert_eq!(slow["envelope"]["error"]["error_type"], "timeout");
 }
 
 #[test]
