@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash guest-images/build.sh
 cargo build --release --locked
-bash guest-images/build.sh prime
-capsule=./target/release/capsule
+capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
+CAPSULE_BIN=$capsule bash guest-images/build.sh prime
 out=target/demo
 mkdir -p "$out"
 run() { echo "+ $*" >&2; "$@"; }
