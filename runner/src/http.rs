@@ -1,7 +1,7 @@
 //! Outgoing HTTP: `wasi:http`, with every request checked against the task's `allowed_hosts`.
 //!
 //! A task has no sockets; its only way out is `wasi:http/outgoing-handler`. Each request reaches
-//! [`PolicyHooks::send_request`] before any connection is made: the host name is matched against
+//! the attempt's `send_request` hook (implemented on its [`SubTaskScope`]) before any connection is made: the host name is matched against
 //! `allowed_hosts` (exact names, `*.suffix`, `*`), and a forbidden one is refused with
 //! `HTTP-request-denied`, which the SDKs raise as `HostDeniedError` (`host_denied` when uncaught).
 //! `wasi:http` does not follow redirects; the guests' HTTP client (guest-images/http-client)
@@ -9,7 +9,7 @@
 //! or not, is recorded for the envelope's `execution.host_requests`. Waiting for a response
 //! counts against the task's deadline like any other wait in the host.
 
-use crate::subtask::CallLog;
+use crate::subtask::SubTaskScope;
 use capsule_packager::policy::host_pattern_covers;
 use serde::Serialize;
 use std::future::Future;
@@ -34,16 +34,6 @@ pub struct HostRequest {
     pub error: Option<String>,
 }
 
-/// The `wasi:http` hooks of one attempt: its task, its hosts and where requests are recorded.
-pub struct PolicyHooks {
-    /// The running task's name.
-    pub task: String,
-    /// Its effective `allowed_hosts`.
-    pub allowed_hosts: Vec<String>,
-    /// The call's log.
-    pub log: CallLog,
-}
-
 type Sent = Box<
     dyn Future<
             Output = Result<
@@ -56,7 +46,9 @@ type Sent = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for PolicyHooks {
+/// The `wasi:http` hooks of an attempt are its scope: the task's name, its effective
+/// `allowed_hosts` and the call's log.
+impl WasiHttpHooks for SubTaskScope {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -71,6 +63,7 @@ impl WasiHttpHooks for PolicyHooks {
             .trim_end_matches(']')
             .to_ascii_lowercase();
         let allowed = self
+            .policy
             .allowed_hosts
             .iter()
             .any(|pattern| host_pattern_covers(pattern, &host));

@@ -1,6 +1,5 @@
 //! One attempt: a fresh store and instance of the component, under the task's limits.
 
-use crate::http;
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
@@ -30,8 +29,6 @@ pub struct AttemptState {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    /// Checks and records every outgoing HTTP request.
-    http_hooks: http::PolicyHooks,
     pub(crate) limiter: MemoryLimiter,
     /// Where this attempt's stdout and stderr go (its sub-tasks write there too).
     pub(crate) output: Outputs,
@@ -63,7 +60,8 @@ impl WasiHttpView for AttemptState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.http_hooks,
+            // The scope checks and records every outgoing HTTP request (src/http.rs).
+            hooks: &mut self.scope,
         }
     }
 }
@@ -212,11 +210,6 @@ pub async fn attempt(
         table: ResourceTable::new(),
         limiter: MemoryLimiter::new(policy.ram_bytes),
         http: WasiHttpCtx::new(),
-        http_hooks: http::PolicyHooks {
-            task: scope.task.clone(),
-            allowed_hosts: policy.allowed_hosts.clone(),
-            log: scope.log.clone(),
-        },
         output: output.clone(),
         scope,
     };

@@ -122,41 +122,33 @@ impl Narrowing {
     /// `declared`, narrowed; an error names the first flag that would widen it.
     pub fn apply(&self, task: &str, declared: &Policy) -> Result<Policy, Error> {
         let mut policy = declared.clone();
-        let wider = |flag: &str, given: String, declared: String| {
-            Error::Usage(format!(
-                "{flag} {given} is wider than task `{task}` declares ({declared}); exec-time limits may only narrow"
-            ))
+        // `given` if it is within `limit`, else the error naming the flag.
+        let within = |flag: &str, given: u64, limit: u64, unit: &str| {
+            if given > limit {
+                return Err(Error::Usage(format!(
+                    "{flag} {given} {unit} is wider than task `{task}` declares ({limit} {unit}); exec-time limits may only narrow"
+                )));
+            }
+            Ok(given)
         };
         if let Some(timeout) = self.timeout {
-            let ms = timeout.as_millis() as u64;
-            if ms > declared.timeout_ms {
-                return Err(wider(
-                    "--timeout",
-                    format!("{ms} ms"),
-                    format!("{} ms", declared.timeout_ms),
-                ));
-            }
-            policy.timeout_ms = ms;
+            policy.timeout_ms = within(
+                "--timeout",
+                timeout.as_millis() as u64,
+                declared.timeout_ms,
+                "ms",
+            )?;
         }
         if let Some(ram) = self.ram_bytes {
-            if ram > declared.ram_bytes {
-                return Err(wider(
-                    "--ram",
-                    format!("{ram} bytes"),
-                    format!("{} bytes", declared.ram_bytes),
-                ));
-            }
-            policy.ram_bytes = ram;
+            policy.ram_bytes = within("--ram", ram, declared.ram_bytes, "bytes")?;
         }
         if let Some(fuel) = self.fuel {
-            if fuel > declared.fuel() {
-                return Err(wider(
-                    "--compute",
-                    format!("{fuel} fuel"),
-                    format!("{} fuel", declared.fuel()),
-                ));
-            }
-            policy.compute = capsule_packager::policy::Compute::Fuel(fuel);
+            policy.compute = capsule_packager::policy::Compute::Fuel(within(
+                "--compute",
+                fuel,
+                declared.fuel(),
+                "fuel",
+            )?);
         }
         Ok(policy)
     }

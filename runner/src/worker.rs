@@ -18,6 +18,7 @@
 //! by `max_in_flight`. Guest output is captured inside each envelope; the only writer of the
 //! output stream is the worker's writer thread, one line per answer.
 
+use crate::cli::args::args_document;
 use crate::cli::exec::{describe, warn_if_unsigned};
 use crate::{CallOptions, Envelope, ErrorType, LoadedBundle, Narrowing, Runner};
 use capsule_packager::sign::Trust;
@@ -298,7 +299,11 @@ fn call_options(
     }
     Ok(CallOptions {
         task: request.task.clone(),
-        args_json: args_document(request.args.as_ref(), request.kwargs.as_ref())?,
+        args_json: args_document(
+            request.args.as_ref().filter(|v| !v.is_null()),
+            request.kwargs.as_ref(),
+            "`args`",
+        )?,
         files_root: settings.files_root.clone(),
         narrow: Narrowing {
             timeout,
@@ -306,44 +311,6 @@ fn call_options(
         },
         mounts: Vec::new(),
     })
-}
-
-/// `{"args": [...], "kwargs": {...}}` from the request's `args` and `kwargs`.
-fn args_document(
-    args: Option<&Value>,
-    kwargs: Option<&Map<String, Value>>,
-) -> Result<String, String> {
-    let (positional, mut named) = match args {
-        None | Some(Value::Null) => (Vec::new(), Map::new()),
-        Some(Value::Array(items)) => (items.clone(), Map::new()),
-        Some(Value::Object(object)) => {
-            if let Some(key) = object.keys().find(|k| *k != "args" && *k != "kwargs") {
-                return Err(format!(
-                    "`args` object has an unknown key `{key}`; expected `args` and/or `kwargs`"
-                ));
-            }
-            let positional = match object.get("args") {
-                None => Vec::new(),
-                Some(Value::Array(items)) => items.clone(),
-                Some(_) => return Err("`args.args` must be an array".into()),
-            };
-            let named = match object.get("kwargs") {
-                None => Map::new(),
-                Some(Value::Object(map)) => map.clone(),
-                Some(_) => return Err("`args.kwargs` must be an object".into()),
-            };
-            (positional, named)
-        }
-        Some(other) => {
-            return Err(format!(
-                "`args` must be an array or an object, found `{other}`"
-            ));
-        }
-    };
-    if let Some(kwargs) = kwargs {
-        named.extend(kwargs.clone());
-    }
-    Ok(serde_json::json!({ "args": positional, "kwargs": named }).to_string())
 }
 
 /// A request, or the id (when readable) and why the line is not one.

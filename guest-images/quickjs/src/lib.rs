@@ -64,9 +64,8 @@ unsafe extern "C" {
     );
 }
 
-/// Calls an import that returns `result<string, task-error>` into `ret`, and takes its strings:
-/// `Ok(text)` or `Err([error_type, message, traceback])`.
-fn call_import(call: impl FnOnce(*mut CallTaskReturn)) -> Result<String, [String; 3]> {
+/// `call-task`: runs a sub-task. `Ok(result_json)` or `Err([error_type, message, traceback])`.
+fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
     let mut ret = CallTaskReturn {
         is_err: 0,
         strings: [const {
@@ -76,7 +75,16 @@ fn call_import(call: impl FnOnce(*mut CallTaskReturn)) -> Result<String, [String
             }
         }; 3],
     };
-    call(&mut ret);
+    // SAFETY: the strings outlive the call; `ret` is valid for writes.
+    unsafe {
+        import_call_task(
+            name.as_ptr(),
+            name.len(),
+            args_json.as_ptr(),
+            args_json.len(),
+            &mut ret,
+        )
+    };
     let [a, b, c] = ret.strings;
     // SAFETY: the host wrote a valid `CallTaskReturn` whose strings it allocated with
     // `cabi_realloc(null, 0, 1, len)`; each is taken once.
@@ -86,20 +94,6 @@ fn call_import(call: impl FnOnce(*mut CallTaskReturn)) -> Result<String, [String
     } else {
         Err([take(a), take(b), take(c)])
     }
-}
-
-/// `call-task`: runs a sub-task.
-fn call_task(name: &str, args_json: &str) -> Result<String, [String; 3]> {
-    // SAFETY: the strings outlive the call; `ret` is valid for writes.
-    call_import(|ret| unsafe {
-        import_call_task(
-            name.as_ptr(),
-            name.len(),
-            args_json.as_ptr(),
-            args_json.len(),
-            ret,
-        )
-    })
 }
 
 /// One HTTP request (and its redirects) over wasi:http; the runner checks each against the

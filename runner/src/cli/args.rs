@@ -80,44 +80,66 @@ impl TaskArgs {
 
     /// The `{"args": [...], "kwargs": {...}}` document the guest receives.
     pub fn request_json(&self) -> anyhow::Result<String> {
-        use serde_json::{Map, Value};
-        let request = match &self.args_json {
-            Some(text) => match serde_json::from_str::<Value>(text)
-                .context("`--args-json` is not valid JSON")?
-            {
-                Value::Array(args) => serde_json::json!({ "args": args, "kwargs": {} }),
-                Value::Object(object) => {
-                    if let Some(key) = object.keys().find(|k| *k != "args" && *k != "kwargs") {
-                        bail!(
-                            "`--args-json` object has an unknown key `{key}`; expected `args` and/or `kwargs`"
-                        );
-                    }
-                    let args = object
-                        .get("args")
-                        .cloned()
-                        .unwrap_or(Value::Array(Vec::new()));
-                    let kwargs = object
-                        .get("kwargs")
-                        .cloned()
-                        .unwrap_or(Value::Object(Map::new()));
-                    if !args.is_array() || !kwargs.is_object() {
-                        bail!("`--args-json`: `args` must be an array and `kwargs` an object");
-                    }
-                    serde_json::json!({ "args": args, "kwargs": kwargs })
-                }
-                other => bail!("`--args-json` must be an array or an object, found `{other}`"),
-            },
+        use serde_json::Value;
+        match &self.args_json {
+            Some(text) => {
+                let value = serde_json::from_str::<Value>(text)
+                    .context("`--args-json` is not valid JSON")?;
+                args_document(Some(&value), None, "`--args-json`").map_err(anyhow::Error::msg)
+            }
             None => {
                 let args: Vec<Value> = self
                     .args
                     .iter()
                     .map(|a| serde_json::from_str(a).unwrap_or_else(|_| Value::String(a.clone())))
                     .collect();
-                serde_json::json!({ "args": args, "kwargs": {} })
+                args_document(Some(&Value::Array(args)), None, "arguments")
+                    .map_err(anyhow::Error::msg)
             }
-        };
-        Ok(request.to_string())
+        }
     }
+}
+
+/// `{"args": [...], "kwargs": {...}}` from `args` (an array of positional arguments, or an object
+/// with `args` and/or `kwargs`), with `kwargs` given separately merged in. `what` names the input
+/// in errors. Shared by `exec --args-json` and the worker's requests.
+pub fn args_document(
+    args: Option<&serde_json::Value>,
+    kwargs: Option<&serde_json::Map<String, serde_json::Value>>,
+    what: &str,
+) -> Result<String, String> {
+    use serde_json::{Map, Value};
+    let (positional, mut named) = match args {
+        None => (Vec::new(), Map::new()),
+        Some(Value::Array(items)) => (items.clone(), Map::new()),
+        Some(Value::Object(object)) => {
+            if let Some(key) = object.keys().find(|k| *k != "args" && *k != "kwargs") {
+                return Err(format!(
+                    "{what} object has an unknown key `{key}`; expected `args` and/or `kwargs`"
+                ));
+            }
+            match (
+                object.get("args").unwrap_or(&Value::Array(Vec::new())),
+                object.get("kwargs").unwrap_or(&Value::Object(Map::new())),
+            ) {
+                (Value::Array(items), Value::Object(map)) => (items.clone(), map.clone()),
+                _ => {
+                    return Err(format!(
+                        "{what}: `args` must be an array and `kwargs` an object"
+                    ));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "{what} must be an array or an object, found `{other}`"
+            ));
+        }
+    };
+    if let Some(kwargs) = kwargs {
+        named.extend(kwargs.clone());
+    }
+    Ok(serde_json::json!({ "args": positional, "kwargs": named }).to_string())
 }
 
 /// Capsule's cache directory: `$CAPSULE_CACHE_DIR`, else `$XDG_CACHE_HOME/capsule`, else

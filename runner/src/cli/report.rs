@@ -58,10 +58,7 @@ pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
         }
         (None, Some(error)) => {
             let _ = stdout.flush();
-            let kind = serde_json::to_value(error.error_type)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let kind = error.error_type.as_str();
             eprintln!(
                 "error: task `{}` failed ({kind})",
                 envelope.execution.task_name

@@ -19,11 +19,36 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-/// One child worker and the requests it has not answered yet (id text → how many).
+/// One child worker and the requests it has not answered yet.
 struct Worker {
     child: Child,
     input: Option<ChildStdin>,
-    pending: Arc<Mutex<HashMap<String, u32>>>,
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// Unanswered requests of one child: how many in all (for routing), and by id text (to answer
+/// for them if the child dies).
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    by_id: HashMap<String, u32>,
+}
+
+impl Pending {
+    fn add(&mut self, id: String) {
+        self.total += 1;
+        *self.by_id.entry(id).or_default() += 1;
+    }
+
+    fn answered(&mut self, id: &str) {
+        if let Some(count) = self.by_id.get_mut(id) {
+            self.total -= 1;
+            *count -= 1;
+            if *count == 0 {
+                self.by_id.remove(id);
+            }
+        }
+    }
 }
 
 /// Only the `id` of a line, to keep track of what is answered.
@@ -55,7 +80,7 @@ pub fn serve(processes: usize, child_args: &[String]) -> anyhow::Result<u8> {
             .spawn()
             .context("cannot start a worker process")?;
         let output = BufReader::new(child.stdout.take().context("worker stdout")?);
-        let pending: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let pending: Arc<Mutex<Pending>> = Arc::default();
         let (answered, out) = (pending.clone(), stdout.clone());
         readers.push(std::thread::spawn(move || forward(output, &answered, &out)));
         workers.push(Worker {
@@ -74,12 +99,12 @@ pub fn serve(processes: usize, child_args: &[String]) -> anyhow::Result<u8> {
         let Some(worker) = workers
             .iter_mut()
             .filter(|w| w.input.is_some())
-            .min_by_key(|w| lock(&w.pending).values().sum::<u32>())
+            .min_by_key(|w| lock(&w.pending).total)
         else {
             answer_lost(&stdout, &id);
             continue;
         };
-        *lock(&worker.pending).entry(id.clone()).or_default() += 1;
+        lock(&worker.pending).add(id.clone());
         let sent = worker
             .input
             .as_mut()
@@ -96,7 +121,9 @@ pub fn serve(processes: usize, child_args: &[String]) -> anyhow::Result<u8> {
     for (worker, reader) in workers.iter_mut().zip(readers) {
         let _ = reader.join();
         all_ok &= worker.child.wait().is_ok_and(|status| status.success());
-        let left: Vec<(String, u32)> = lock(&worker.pending).drain().collect();
+        let left: Vec<(String, u32)> = std::mem::take(&mut lock(&worker.pending).by_id)
+            .into_iter()
+            .collect();
         for (id, count) in left {
             for _ in 0..count {
                 answer_lost(&stdout, &id);
@@ -116,23 +143,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Copies a child's answers to stdout, a whole line at a time.
-fn forward(
-    output: impl BufRead,
-    pending: &Mutex<HashMap<String, u32>>,
-    stdout: &Mutex<std::io::Stdout>,
-) {
+fn forward(output: impl BufRead, pending: &Mutex<Pending>, stdout: &Mutex<std::io::Stdout>) {
     for line in output.lines() {
         let Ok(line) = line else { break };
         let id = id_of(&line);
-        {
-            let mut pending = lock(pending);
-            if let Some(count) = pending.get_mut(&id) {
-                *count -= 1;
-                if *count == 0 {
-                    pending.remove(&id);
-                }
-            }
-        }
+        lock(pending).answered(&id);
         let mut out = lock(stdout);
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
