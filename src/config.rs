@@ -1,10 +1,14 @@
-//! `capsule.toml`: project-wide task defaults and the workflow's entrypoint.
+//! `capsule.toml`: project-wide task defaults, what the build leaves out, and the workflow's
+//! entrypoint. It lives at the project root (see `capsule_compiler::project`).
 //!
 //! ```toml
 //! [workflow]
 //! name = "reports"
 //! version = "1.0.0"
 //! entrypoint = "main.py"
+//!
+//! [build]
+//! exclude = ["data/raw/", "*.ipynb"]
 //!
 //! [tasks]
 //! default_compute = "LOW"
@@ -34,6 +38,19 @@ pub struct ProjectConfig {
     /// `[tasks]`.
     #[serde(default)]
     pub tasks: TaskDefaults,
+    /// `[build]`.
+    #[serde(default)]
+    pub build: BuildSettings,
+}
+
+/// `[build]`: what goes into a bundle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSettings {
+    /// Globs, relative to the project root, of files and directories to leave out of the app
+    /// layer (`data/*.csv`, `notebooks/`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// `[workflow]`.

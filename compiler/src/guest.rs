@@ -46,6 +46,14 @@ impl Guest {
         }
     }
 
+    /// Files whose presence makes a directory a project root (see [`crate::project`]).
+    pub fn project_markers(self) -> &'static [&'static str] {
+        match self {
+            Guest::Python => &["capsule.toml", "pyproject.toml"],
+            Guest::Quickjs => &["capsule.toml", "package.json"],
+        }
+    }
+
     /// `python` or `quickjs`.
     pub fn name(self) -> &'static str {
         match self {

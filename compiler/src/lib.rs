@@ -8,6 +8,10 @@
 //! [`precompile`] (one `.cwasm` per target, with the runner's exact engine settings and an
 //! incremental cache shared by all tasks of a guest).
 //!
+//! Before the pipeline, [`Compiler::prepare`] collects what the guest needs from the task's
+//! [`project`]: the Python app and site-packages layers ([`python`]) or the JavaScript module graph
+//! ([`javascript`]).
+//!
 //! ```no_run
 //! use capsule_compiler::{Compiler, TaskSource};
 //! let source = TaskSource::read("hello.py".as_ref())?;
@@ -20,12 +24,16 @@
 pub mod componentize;
 mod error;
 pub mod guest;
+pub mod javascript;
 pub mod precompile;
+pub mod project;
+pub mod python;
 pub mod snapshot;
 pub mod tasks;
 
 pub use error::Error;
 pub use guest::Guest;
+pub use project::Project;
 
 use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::{
@@ -36,36 +44,76 @@ use capsule_packager::{Digest, archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// A task file as the user gave it.
+/// A task file as the user gave it, and the project it belongs to.
 #[derive(Clone, Debug)]
 pub struct TaskSource {
-    /// The path as given (its file name appears in tracebacks and the manifest).
+    /// The path as given.
     pub path: PathBuf,
     /// The file's bytes.
     pub bytes: Vec<u8>,
     /// The guest that runs it, from the extension.
     pub guest: Guest,
+    /// Its project (root directory, and the task file's name relative to it, which appears in
+    /// tracebacks and the manifest).
+    pub project: Project,
 }
 
 impl TaskSource {
-    /// Reads a `.py`, `.js` or `.mjs` file.
+    /// Reads a task file (see [`Guest::for_path`]) and finds its project.
     pub fn read(path: &Path) -> Result<Self, Error> {
         let guest = Guest::for_path(path)?;
         let bytes = std::fs::read(path)
             .map_err(|e| Error::Io(format!("cannot read `{}`", path.display()), e))?;
+        let project = Project::discover(path, guest.project_markers())?;
         Ok(TaskSource {
             path: path.to_path_buf(),
             bytes,
             guest,
+            project,
         })
     }
 
-    /// The file name without directories.
+    /// The task file's name relative to its project root (`task.py`, `src/main.ts`).
     pub fn file_name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "task".into())
+        self.project.entry.clone()
+    }
+}
+
+/// What a guest's pre-initialization needs besides the guest image: prepared from the task's
+/// project by the guest's own module ([`python`], [`javascript`]) before anything runs.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// What the guest reads on stdin at build time (the module source, or a module map).
+    pub init_input: Vec<u8>,
+    /// Environment variables the guest sees at build time only.
+    pub init_env: Vec<(String, String)>,
+    /// Read-only layers mounted both at build time and at run time (besides the guest's own).
+    pub layers: Vec<PreparedLayer>,
+    /// Installed third-party distributions, for the manifest.
+    pub dependencies: Vec<manifest::Dependency>,
+    /// Things the user should know (printed by `capsule build`).
+    pub warnings: Vec<String>,
+}
+
+/// A layer blob and where the guest sees it.
+#[derive(Debug)]
+pub struct PreparedLayer {
+    /// Absolute guest path, mounted read-only.
+    pub mount: String,
+    /// The tar+zstd blob ([`capsule_packager::layer::pack`]).
+    pub blob: Vec<u8>,
+    /// Its digest.
+    pub digest: Digest,
+}
+
+impl PreparedLayer {
+    /// A layer of `blob` mounted at `mount`.
+    pub fn new(mount: &str, blob: Vec<u8>) -> Self {
+        PreparedLayer {
+            mount: mount.to_string(),
+            digest: Digest::of(&blob),
+            blob,
+        }
     }
 }
 
@@ -76,6 +124,9 @@ pub struct Compiler {
     targets: Vec<Target>,
     mtime: u64,
     defaults: BTreeMap<String, serde_json::Value>,
+    exclude: Vec<String>,
+    skip: Vec<PathBuf>,
+    site_packages: Option<PathBuf>,
 }
 
 /// Everything a bundle holds, before it is written.
@@ -89,6 +140,8 @@ pub struct CompiledBundle {
     pub mtime: u64,
     /// What the user's top level printed while it ran at build time.
     pub build_output: String,
+    /// Things the user should know about the build (large files included, packages adjusted).
+    pub warnings: Vec<String>,
     /// How long each stage took.
     pub timings: Vec<(String, std::time::Duration)>,
 }
@@ -139,7 +192,72 @@ impl Compiler {
             targets: engine::TARGETS.to_vec(),
             mtime: 0,
             defaults: BTreeMap::new(),
+            exclude: Vec::new(),
+            skip: Vec::new(),
+            site_packages: None,
         }
+    }
+
+    /// Globs (relative to the project root) of files to leave out of the app layer
+    /// (`[build] exclude` in capsule.toml).
+    pub fn exclude(mut self, globs: Vec<String>) -> Self {
+        self.exclude = globs;
+        self
+    }
+
+    /// A path never to put into the app layer (the bundle being written).
+    pub fn skip_path(mut self, path: PathBuf) -> Self {
+        self.skip.push(path);
+        self
+    }
+
+    /// A site-packages directory to take Python packages from when the project declares none
+    /// (`--site-packages`; otherwise the active virtualenv's).
+    pub fn site_packages(mut self, dir: Option<PathBuf>) -> Self {
+        self.site_packages = dir;
+        self
+    }
+
+    /// The compiler's cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Collects what the guest needs from the task's project (files, dependencies, module
+    /// graph), without running anything: cheap enough to key a cache of built bundles on.
+    pub fn prepare(&self, source: &TaskSource) -> Result<Prepared, Error> {
+        match source.guest {
+            Guest::Python => python::prepare(self, source),
+            Guest::Quickjs => javascript::prepare(self, source),
+        }
+    }
+
+    /// A key for everything that goes into the bundle of `source` prepared as `prepared`: the
+    /// same key means the same bundle bytes.
+    pub fn input_key(&self, source: &TaskSource, prepared: &Prepared) -> Digest {
+        let image_key = source.guest.image().map(|i| i.key).unwrap_or_default();
+        let targets: Vec<&str> = self.targets.iter().map(|t| t.triple).collect();
+        let mut parts: Vec<Vec<u8>> = vec![
+            env!("CARGO_PKG_VERSION").into(),
+            image_key.into(),
+            targets.join(",").into(),
+            self.mtime.to_le_bytes().to_vec(),
+            serde_json::to_vec(&self.defaults).unwrap_or_default(),
+            source.project.entry.clone().into(),
+            prepared.init_input.clone(),
+        ];
+        for (key, value) in &prepared.init_env {
+            parts.push(format!("{key}={value}").into());
+        }
+        for layer in &prepared.layers {
+            parts.push(format!("{}={}", layer.mount, layer.digest).into());
+        }
+        let mut framed = Vec::new();
+        for part in parts {
+            framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            framed.extend_from_slice(&part);
+        }
+        Digest::of(&framed)
     }
 
     /// Targets to precompile for.
@@ -163,6 +281,16 @@ impl Compiler {
 
     /// Runs the whole pipeline on `source`.
     pub fn compile(&self, source: &TaskSource) -> Result<CompiledBundle, Error> {
+        let prepared = self.prepare(source)?;
+        self.compile_prepared(source, prepared)
+    }
+
+    /// Runs the pipeline on `source` as [`Compiler::prepare`] prepared it.
+    pub fn compile_prepared(
+        &self,
+        source: &TaskSource,
+        prepared: Prepared,
+    ) -> Result<CompiledBundle, Error> {
         let mut timings = Timings::default();
         let image = source.guest.image()?;
         let store = self.cache_dir.join("store");
@@ -176,13 +304,17 @@ impl Compiler {
             }
             None => None,
         };
+        let mut mounts: Vec<(PathBuf, String)> = Vec::new();
+        if let Some((_, dir)) = &stdlib {
+            mounts.push((dir.clone(), guest::PYTHON_STDLIB_MOUNT.to_string()));
+        }
+        for layer in &prepared.layers {
+            let dir = capsule_packager::layer::materialize(&store, &layer.digest, &layer.blob)?;
+            mounts.push((dir, layer.mount.clone()));
+        }
         let snapshot = snapshot::Snapshotter::new(&self.cache_dir)
             .wall_clock_seconds(self.mtime)
-            .run(
-                image.wasm,
-                source,
-                stdlib.as_ref().map(|(_, dir)| dir.as_path()),
-            )?;
+            .run(image.wasm, source, &prepared, &mounts)?;
         timings.mark("snapshot (Wizer: the module's top level)");
         let table = tasks::TaskTable::parse(&snapshot.task_table, &source.file_name())?;
         let (task_entries, entry) = table.validate(&source.file_name(), &self.defaults)?;
@@ -193,6 +325,9 @@ impl Compiler {
         let mut blob_entries = Vec::new();
         let mut add_blob = |bytes: Vec<u8>, media_type: &str| {
             let digest = Digest::of(&bytes);
+            if blobs.contains_key(&digest) {
+                return digest; // two layers with the same contents (say, two empty ones)
+            }
             blob_entries.push(BlobEntry {
                 digest,
                 media_type: media_type.to_string(),
@@ -247,6 +382,13 @@ impl Compiler {
                 mount: guest::PYTHON_STDLIB_MOUNT.to_string(),
             });
         }
+        for layer in prepared.layers {
+            layers.push(LayerEntry {
+                digest: layer.digest,
+                mount: layer.mount,
+            });
+            add_blob(layer.blob, manifest::MEDIA_LAYER);
+        }
         blob_entries.sort_by_key(|b| b.digest);
         let manifest = Manifest {
             format: manifest::FORMAT.to_string(),
@@ -270,12 +412,14 @@ impl Compiler {
                 file: source.file_name(),
                 digest: Digest::of(&source.bytes),
             },
+            dependencies: prepared.dependencies,
         };
         Ok(CompiledBundle {
             manifest,
             blobs,
             mtime: self.mtime,
             build_output: snapshot.stderr,
+            warnings: prepared.warnings,
             timings: timings.done,
         })
     }

@@ -4,7 +4,7 @@
 //! (imports, constants, loaded data) are frozen into the snapshot, and tasks run later in fresh
 //! instances of it. Clocks and randomness seen during init are fixed, so snapshots are reproducible.
 
-use crate::{Error, TaskSource};
+use crate::{Error, Prepared, TaskSource};
 use std::path::Path;
 use std::time::Duration;
 use wasmtime::{Engine, Linker, Store, StoreLimits, StoreLimitsBuilder};
@@ -80,12 +80,14 @@ impl Snapshotter {
         self
     }
 
-    /// Pre-initializes `guest_wasm` with `source`; `stdlib` is preopened for the Python guest.
+    /// Pre-initializes `guest_wasm` with `source` as `prepared` (its stdin and environment);
+    /// `layers` (host directory, guest mount point) are preopened read-only.
     pub fn run(
         &self,
         guest_wasm: &[u8],
         source: &TaskSource,
-        stdlib: Option<&Path>,
+        prepared: &Prepared,
+        layers: &[(std::path::PathBuf, String)],
     ) -> Result<Snapshot, Error> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
@@ -104,7 +106,7 @@ impl Snapshotter {
         let stdout = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
         let stderr = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdin(MemoryInputPipe::new(source.bytes.clone()))
+        wasi.stdin(MemoryInputPipe::new(prepared.init_input.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .env("CAPSULE_TASK_FILE", source.file_name())
@@ -114,9 +116,12 @@ impl Snapshotter {
             .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
             .insecure_random_seed(0)
             .allow_blocking_current_thread(true);
-        if let Some(dir) = stdlib {
-            wasi.preopened_dir(dir, crate::guest::PYTHON_STDLIB_MOUNT, FsPerms::ReadOnly)
-                .map_err(|e| Error::toolchain("preopening the stdlib", e))?;
+        for (key, value) in &prepared.init_env {
+            wasi.env(key, value);
+        }
+        for (dir, mount) in layers {
+            wasi.preopened_dir(dir, mount, FsPerms::ReadOnly)
+                .map_err(|e| Error::toolchain("preopening a layer", e))?;
         }
         let state = InitState {
             wasi: wasi.build_p1(),

@@ -41,6 +41,30 @@ pub fn materialize(store: &Path, digest: &Digest, blob: &[u8]) -> Result<PathBuf
     }
 }
 
+/// Packs `files` (`/`-separated relative names and contents) into a layer blob: a tar with fixed
+/// modes, owners and timestamps, in the order given, compressed by zstd at `level`. The same files
+/// always give the same bytes, so the same project or dependency set gives the same digest.
+pub fn pack<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    level: i32,
+) -> Result<Vec<u8>, Error> {
+    let io = |e: std::io::Error| Error::Malformed(format!("cannot pack a layer: {e}"));
+    let encoder = zstd::stream::Encoder::new(Vec::new(), level).map_err(io)?;
+    let mut tar = tar::Builder::new(encoder);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o444);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, data).map_err(io)?;
+    }
+    tar.into_inner().map_err(io)?.finish().map_err(io)
+}
+
 /// Path of layer `digest` in `store`, if it has been materialized.
 pub fn lookup(store: &Path, digest: &Digest) -> Option<PathBuf> {
     let dir = store.join(LAYERS_DIR).join(digest.hex());

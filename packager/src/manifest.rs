@@ -41,7 +41,8 @@ pub struct Manifest {
     pub blobs: Vec<BlobEntry>,
     /// The portable component (`.wasm`), compiled when no `.cwasm` matches.
     pub component: Digest,
-    /// Read-only filesystem layers the guest needs (the Python stdlib).
+    /// Read-only filesystem layers the guest needs (the Python stdlib, the project's files, its
+    /// site-packages).
     pub layers: Vec<LayerEntry>,
     /// One precompiled `.cwasm` per target.
     pub targets: Vec<TargetEntry>,
@@ -51,6 +52,24 @@ pub struct Manifest {
     pub toolchain: BTreeMap<String, String>,
     /// The user's source file.
     pub source: SourceInfo,
+    /// Third-party packages installed into the bundle's site-packages layer (Python).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+}
+
+/// One installed distribution (a PyPI package).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    /// Its name, as its metadata spells it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// sha256 over what was installed of it (each file's path and contents, in path order).
+    pub digest: Digest,
+    /// Compiled extension modules left out (the package imports without them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_extensions: Vec<String>,
 }
 
 /// One task.

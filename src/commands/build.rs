@@ -1,6 +1,6 @@
 use crate::config::ProjectConfig;
 use anyhow::{Context, bail};
-use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, TaskSource};
+use capsule_compiler::{CompiledBundle, Compiler, Error as CompileError, Prepared, TaskSource};
 use capsule_packager::engine::Target;
 use capsule_packager::sign::SecretKey;
 use capsule_runner::cli::args::cache_dir;
@@ -18,6 +18,9 @@ use std::time::Instant;
 pub struct BuildCommand {
     /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
     file: Option<PathBuf>,
+
+    #[command(flatten)]
+    project: ProjectArgs,
 
     /// Write the bundle beside the task file, as `NAME.capsule`.
     #[arg(long)]
@@ -75,7 +78,14 @@ impl BuildCommand {
         let file = resolve_task_file(self.file.as_deref())?;
         let key = self.sign.as_deref().map(read_secret_key).transpose()?;
         let started = Instant::now();
-        let bundle = compile(&file, None, &self.target)?;
+        let out = match (&self.output, self.export) {
+            (Some(out), _) => Some(out.clone()),
+            (None, true) => Some(file.with_extension("capsule")),
+            (None, false) => None,
+        };
+        let plan = Plan::new(&file, None, &self.target, &self.project, out.as_deref())?;
+        let cached = plan.cache_path()?;
+        let bundle = plan.compile()?;
         let packed = Instant::now();
         let bytes = bundle
             .to_bytes(key.as_ref())
@@ -91,13 +101,9 @@ impl BuildCommand {
             );
         }
         if self.check_reproducible {
-            check_reproducible(&file, &bytes, key.as_ref(), &self.target)?;
+            check_reproducible(&file, &bytes, key.as_ref(), &self.target, &self.project, out.as_deref())?;
         }
-        let out = match (&self.output, self.export) {
-            (Some(out), _) => out.clone(),
-            (None, true) => file.with_extension("capsule"),
-            (None, false) => cached_bundle_path(&file, &std::fs::read(&file)?)?,
-        };
+        let out = out.unwrap_or(cached);
         write_bundle(
             &out,
             &bytes,
@@ -139,9 +145,13 @@ fn check_reproducible(
     first: &[u8],
     key: Option<&SecretKey>,
     targets: &[Target],
+    project: &ProjectArgs,
+    out: Option<&Path>,
 ) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("capsule-reproducible-{}", std::process::id()));
-    let second = compile(file, Some(&scratch), targets).and_then(|b| Ok(b.to_bytes(key)?));
+    let second = Plan::new(file, Some(&scratch), targets, project, out)
+        .and_then(Plan::compile)
+        .and_then(|b| Ok(b.to_bytes(key)?));
     let _ = std::fs::remove_dir_all(&scratch);
     let second = second?;
     let digest = |b: &[u8]| capsule_packager::Digest::of(b);
@@ -163,49 +173,91 @@ fn check_reproducible(
     Ok(())
 }
 
-/// Compiles `file` with the defaults of the `capsule.toml` beside it; `cache` overrides the
-/// compiler's cache directory.
-pub fn compile(
-    file: &Path,
-    cache: Option<&Path>,
-    targets: &[Target],
-) -> anyhow::Result<CompiledBundle> {
-    let source = TaskSource::read(file).map_err(compile_error)?;
-    let project_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let defaults = ProjectConfig::load(project_dir)
-        .map_err(|e| {
+/// Options about the project around a task file, shared by `build` and `run`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ProjectArgs {
+    /// Take Python packages from this site-packages directory when the project declares none
+    /// (no PEP 723 block, pyproject dependencies or requirements.txt); default: the active
+    /// virtualenv's.
+    #[arg(long, value_name = "DIR")]
+    site_packages: Option<PathBuf>,
+}
+
+/// A task file ready to build: its source, its project's settings and what the guest needs.
+pub struct Plan {
+    source: TaskSource,
+    compiler: Compiler,
+    prepared: Prepared,
+}
+
+impl Plan {
+    /// Reads `file`, its project's `capsule.toml`, and prepares its layers or module graph;
+    /// `cache` overrides the compiler's cache directory, `out` is the bundle to be written.
+    pub fn new(
+        file: &Path,
+        cache: Option<&Path>,
+        targets: &[Target],
+        project: &ProjectArgs,
+        out: Option<&Path>,
+    ) -> anyhow::Result<Plan> {
+        let source = TaskSource::read(file).map_err(compile_error)?;
+        let config = ProjectConfig::load(&source.project.root).map_err(|e| {
             anyhow::Error::new(Refusal {
                 message: format!("{e:#}"),
                 code: EXIT_USAGE,
             })
-        })?
-        .tasks
-        .as_options()?;
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .with_context(|| format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`"))?,
-        Err(_) => 0,
-    };
-    let cache = match cache {
-        Some(dir) => dir.to_path_buf(),
-        None => cache_dir()?.join("compiler"),
-    };
-    let bundle = Compiler::new(cache)
-        .targets(targets.to_vec())
-        .defaults(defaults)
-        .source_date_epoch(epoch)
-        .compile(&source)
-        .map_err(compile_error)?;
-    let printed = bundle.build_output.trim_end();
-    if !printed.is_empty() {
-        eprintln!("{printed}");
+        })?;
+        let defaults = config.tasks.as_options()?;
+        let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(text) => text.trim().parse::<u64>().with_context(|| {
+                format!("SOURCE_DATE_EPOCH is not a number of seconds: `{text}`")
+            })?,
+            Err(_) => 0,
+        };
+        let cache = match cache {
+            Some(dir) => dir.to_path_buf(),
+            None => cache_dir()?.join("compiler"),
+        };
+        let mut compiler = Compiler::new(cache)
+            .targets(targets.to_vec())
+            .defaults(defaults)
+            .exclude(config.build.exclude.clone())
+            .site_packages(project.site_packages.clone())
+            .source_date_epoch(epoch);
+        if let Some(out) = out {
+            compiler = compiler.skip_path(out.to_path_buf());
+        }
+        let prepared = compiler.prepare(&source).map_err(compile_error)?;
+        Ok(Plan {
+            source,
+            compiler,
+            prepared,
+        })
     }
-    Ok(bundle)
+
+    /// Where `run` and a plain `build` keep this bundle: keyed by everything that goes into it.
+    pub fn cache_path(&self) -> anyhow::Result<PathBuf> {
+        let key = self.compiler.input_key(&self.source, &self.prepared);
+        Ok(cache_dir()?
+            .join("bundles")
+            .join(format!("{}.capsule", key.hex())))
+    }
+
+    /// Runs the pipeline; prints the build's warnings and what the module's top level printed.
+    pub fn compile(self) -> anyhow::Result<CompiledBundle> {
+        for warning in &self.prepared.warnings {
+            eprintln!("warning: {warning}");
+        }
+        let bundle = self
+            .compiler
+            .compile_prepared(&self.source, self.prepared)
+            .map_err(compile_error)?;
+        let printed = bundle.build_output.trim_end();
+        if !printed.is_empty() {
+            eprintln!("{printed}");
+        }
+        Ok(bundle)
+    }
 }
 
 fn compile_error(error: CompileError) -> anyhow::Error {
@@ -219,37 +271,6 @@ fn compile_error(error: CompileError) -> anyhow::Error {
         message: format!("build failed: {error}"),
         code,
     })
-}
-
-/// Where `run` and a plain `build` keep the bundle of `file`: keyed by everything that goes into it.
-pub fn cached_bundle_path(file: &Path, source: &[u8]) -> anyhow::Result<PathBuf> {
-    use sha2::{Digest, Sha256};
-    let guest = capsule_compiler::Guest::for_path(file).map_err(compile_error)?;
-    let image_key = guest.image().map(|i| i.key).unwrap_or_default();
-    let project_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let config = std::fs::read(project_dir.join(crate::config::FILE_NAME)).unwrap_or_default();
-    let mut hasher = Sha256::new();
-    for part in [
-        env!("CARGO_PKG_VERSION").as_bytes(),
-        image_key.as_bytes(),
-        file.file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or_default(),
-        source,
-        &config,
-        std::env::var("SOURCE_DATE_EPOCH")
-            .unwrap_or_default()
-            .as_bytes(),
-    ] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    Ok(cache_dir()?
-        .join("bundles")
-        .join(format!("{}.capsule", hex::encode(hasher.finalize()))))
 }
 
 /// Writes atomically; refuses to replace a file that is not a Capsule bundle unless `force`.

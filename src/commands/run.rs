@@ -1,4 +1,4 @@
-use super::build::{cached_bundle_path, compile, resolve_task_file};
+use super::build::{Plan, ProjectArgs, resolve_task_file};
 use anyhow::Context;
 use capsule_packager::engine::Target;
 use capsule_packager::sign::Trust;
@@ -15,6 +15,9 @@ pub struct RunCommand {
     file: Option<PathBuf>,
 
     #[command(flatten)]
+    project: ProjectArgs,
+
+    #[command(flatten)]
     task: TaskArgs,
 
     #[command(flatten)]
@@ -28,11 +31,11 @@ Exit status:\n  0  the task succeeded\n  1  the build or the task failed\n  2  u
 impl RunCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let file = resolve_task_file(self.file.as_deref())?;
-        let source =
-            std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
-        let bundle = cached_bundle_path(&file, &source)?;
+        let targets: Vec<Target> = Target::host().into_iter().collect();
+        let plan = Plan::new(&file, None, &targets, &self.project, None)?;
+        let bundle = plan.cache_path()?;
         if !bundle.is_file() {
-            let compiled = compile(&file, None, &Target::host().into_iter().collect::<Vec<_>>())?;
+            let compiled = plan.compile()?;
             let bytes = compiled.to_bytes(None).context("cannot write the bundle")?;
             if let Some(parent) = bundle.parent() {
                 std::fs::create_dir_all(parent)

@@ -66,6 +66,7 @@ pub fn sample() -> (Manifest, BTreeMap<Digest, Vec<u8>>) {
             file: "task.py".to_string(),
             digest: Digest::of(b"source"),
         },
+        dependencies: Vec::new(),
     };
     (manifest, blobs)
 }
