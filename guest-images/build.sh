@@ -77,6 +77,17 @@ fetch_locked() { # fetch_locked LOCK_KEY URL FILE
   printf '%s\n' "$path"
 }
 
+# The Debian mirror apt is configured with (deb822 sources or sources.list): upstream sources
+# come from its pool, so this script names no download host of its own.
+debian_mirror() {
+  local uri
+  uri=$( { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ { print $2 }';
+           cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }'; } \
+         | grep -v -- '-security' | head -1)
+  [ -n "$uri" ] || die "no Debian mirror in apt's configuration (/etc/apt/sources.list*)"
+  printf '%s\n' "${uri%/}"
+}
+
 deterministic_tar_zst() { # deterministic_tar_zst DIR OUTPUT
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode='u+rw,go+r,go-w' \
       --format=gnu -C "$1" -cf - . | zstd -q -19 -T1 -o "$2" -f
@@ -96,13 +107,32 @@ write_info() { # write_info DIR NAME KEY
 
 # ---- python -----------------------------------------------------------------------------------
 
-build_libpython() { # -> sets CPY to the configured build tree of CPython with libpython3.11.a
+# zlib for wasm32-wasi (gzip, zipfile deflate, and urllib3/requests import it unconditionally).
+build_zlib() { # build_zlib DIR -> DIR/include/{zlib,zconf}.h and DIR/lib/libz.a
+  local dir=$1 tarball src
+  tarball=$(fetch_locked zlib_1.2.13.dfsg.orig.tar.bz2 \
+    "$(debian_mirror)/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2" zlib_1.2.13.dfsg.orig.tar.bz2)
+  mkdir -p "$dir/include" "$dir/lib" "$dir/src"
+  tar xjf "$tarball" -C "$dir/src"
+  src=$dir/src/zlib-1.2.13.dfsg
+  local objs=()
+  for c in adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast inflate inftrees trees uncompr zutil; do
+    clang-19 --target=wasm32-wasi --sysroot="$2" -O2 -w -D_LARGEFILE64_SOURCE=1 -DHAVE_HIDDEN -c "$src/$c.c" -o "$dir/src/$c.o"
+    objs+=("$dir/src/$c.o")
+  done
+  llvm-ar-19 rcs "$dir/lib/libz.a" "${objs[@]}"
+  cp "$src/zlib.h" "$src/zconf.h" "$dir/include/"
+}
+
+build_libpython() { # -> sets CPY to the configured build tree of CPython with libpython3.11.a (and ZLIB)
   local tarball key
   tarball=$(fetch_locked python3.11_3.11.2.orig.tar.gz \
-    http://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz \
+    "$(debian_mirror)/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz" \
     python3.11_3.11.2.orig.tar.gz)
-  key=$( { lock_value python3.11_3.11.2.orig.tar.gz; sed -n '/^build_libpython()/,/^}/p' "$HERE/build.sh"; toolchain_fingerprint; } | sha256sum | cut -c1-16)
+  key=$( { lock_value python3.11_3.11.2.orig.tar.gz; lock_value zlib_1.2.13.dfsg.orig.tar.bz2;
+           sed -n '/^build_zlib()/,/^}/p;/^build_libpython()/,/^}/p' "$HERE/build.sh"; toolchain_fingerprint; } | sha256sum | cut -c1-16)
   CPY=$CACHE/cpython/3.11.2-$key
+  ZLIB=$CPY/zlib
   if [ -f "$CPY/.complete" ]; then return; fi
   log "building CPython 3.11.2 for wasm32-wasi (about 2 minutes on 2 cores)"
   rm -rf "$CPY" && mkdir -p "$CPY"
@@ -112,6 +142,7 @@ build_libpython() { # -> sets CPY to the configured build tree of CPython with l
   ln -s /usr/lib/wasm32-wasi "$CPY/sysroot/lib/wasm32-wasi"
   tar xzf "$tarball" -C "$CPY"
   local src=$CPY/Python-3.11.2 sysroot=$CPY/sysroot
+  build_zlib "$ZLIB" "$sysroot"
   mkdir -p "$src/builddir/wasi"
   (
     cd "$src/builddir/wasi"
@@ -119,6 +150,7 @@ build_libpython() { # -> sets CPY to the configured build tree of CPython with l
       --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu --with-build-python="$BUILD_PYTHON" \
       CC="clang-19 --target=wasm32-wasi --sysroot=$sysroot" CPP="clang-19 --target=wasm32-wasi --sysroot=$sysroot -E" \
       AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+      CPPFLAGS="-I$ZLIB/include" LDFLAGS="-L$ZLIB/lib" \
       >"$CPY/configure.log" 2>&1 || { tail -30 "$CPY/configure.log"; die "CPython configure failed (log: $CPY/configure.log)"; }
     # wasi-libc's clockid_t is a pointer, which clang 19 rejects as an int conversion in timemodule.c.
     make -j"$(nproc)" EXTRA_CFLAGS="-Wno-int-conversion" libpython3.11.a Modules/_decimal/libmpdec/libmpdec.a \
@@ -175,6 +207,7 @@ build_python() {
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -O2 -c "$HERE/python/wasi-compat.c" -o "$work/wasi-compat.o"
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -fuse-ld=lld \
     "$work/guest.o" "$work/wasi-compat.o" "$b/libpython3.11.a" "$b/Modules/_decimal/libmpdec/libmpdec.a" "$b/Modules/expat/libexpat.a" \
+    "$ZLIB/lib/libz.a" \
     "$HTTP_LIB" \
     -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm \
     -Wl,--wrap=__wasi_fd_filestat_get -Wl,--wrap=__wasi_path_filestat_get -Wl,--wrap=__wasi_fd_readdir \

@@ -182,6 +182,13 @@ impl Snapshotter {
                 stderr: printed,
             }),
             Err(error) => {
+                // The Python SDK's verdict on a package whose compiled extension was dropped.
+                if let Some(line) = printed
+                    .lines()
+                    .find_map(|l| l.strip_prefix("capsule: unusable package: "))
+                {
+                    return Err(Error::Unsupported(line.to_string()));
+                }
                 let trap = error.downcast_ref::<wasmtime::Trap>().copied();
                 let output = match trap {
                     Some(wasmtime::Trap::Interrupt) => {

@@ -65,6 +65,20 @@ impl InspectCommand {
                 p.env_variables,
             );
         }
+        if !m.dependencies.is_empty() {
+            println!("dependencies:");
+            for d in &m.dependencies {
+                let dropped = if d.dropped_extensions.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} compiled extension(s) left out",
+                        d.dropped_extensions.len()
+                    )
+                };
+                println!("  {} {} ({}{dropped})", d.name, d.version, d.digest.short());
+            }
+        }
         println!("targets:");
         for t in &m.targets {
             println!(

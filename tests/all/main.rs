@@ -5,6 +5,7 @@ mod cli;
 mod guests;
 mod hosts;
 mod limits;
+mod projects;
 mod subtasks;
 mod support;
 mod tamper;

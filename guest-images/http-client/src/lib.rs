@@ -6,7 +6,8 @@
 //! are followed here, one `wasi:http` request per hop, so every hop is checked by the host; the
 //! guest itself enforces nothing and is not trusted to.
 //!
-//! Request: `{"method", "url", "headers": [[name, value]], "body" | "body_base64"}`.
+//! Request: `{"method", "url", "headers": [[name, value]], "body" | "body_base64",
+//! "follow_redirects"}` (default true).
 //! Response: `{"status", "url", "headers", "body" | "body_base64", "redirected"}` (`body` when the
 //! bytes are UTF-8). Failures are `[error_type, message, traceback]`; a refused host is
 //! `host_denied`.
@@ -61,6 +62,14 @@ struct FetchRequest {
     body: Option<String>,
     #[serde(default)]
     body_base64: Option<String>,
+    /// `false`: return a redirect response as it is (clients such as requests and httpx follow
+    /// redirects themselves, each hop again through here).
+    #[serde(default = "follow_by_default")]
+    follow_redirects: bool,
+}
+
+fn follow_by_default() -> bool {
+    true
 }
 
 #[derive(Serialize)]
@@ -188,7 +197,7 @@ pub fn fetch(request_json: &str) -> Result<String, Failure> {
             .find(|(name, _)| name.eq_ignore_ascii_case("location"))
             .map(|(_, value)| value.clone());
         match (received.status, location) {
-            (301 | 302 | 303 | 307 | 308, Some(location)) => {
+            (301 | 302 | 303 | 307 | 308, Some(location)) if request.follow_redirects => {
                 url = url.join(&location)?;
                 // As browsers do: 303, and 301/302 after a POST, continue as a GET without a body.
                 let becomes_get = received.status == 303

@@ -7,6 +7,8 @@ the snapshot.
 import contextlib
 import errno
 import gc
+import importlib
+import importlib.abc
 import inspect
 import json
 import linecache
@@ -18,34 +20,141 @@ import types
 
 import _capsule_host
 
-from . import _task
+from . import _adapters, _task
 from ._task import REGISTRY, Task
 from .http import HostDeniedError, install_urllib_opener
 
 install_urllib_opener()
+_adapters.install()
+try:
+    import ssl  # noqa: F401 - only to learn whether the real module works
+except ImportError:
+    # No OpenSSL in the guest: TLS is the host's job; clients still import and configure `ssl`.
+    from . import _ssl
+
+    sys.modules["ssl"] = _ssl
 
 _USER_MODULE = None
 _SIGNATURES = {}
+# Where the compiler mounted the project's files (the app layer); tracebacks show paths below it
+# relative to the project root.
+_APP_DIR = None
+# What the build says when it ends because a package needs a compiled extension.
+_UNUSABLE = "capsule: unusable package: "
+
+
+class _MissingExtensionFinder(importlib.abc.MetaPathFinder):
+    """Last on `sys.meta_path`: a compiled extension module the build dropped (it cannot load in
+    the sandbox) is reported as such, naming its package, instead of as a missing module. Packages
+    with a pure-Python fallback never get here: the normal finders find the fallback first."""
+
+    def __init__(self, modules):
+        self.modules = modules
+
+    def find_spec(self, fullname, path=None, target=None):
+        message = self.modules.get(fullname)
+        if message is not None:
+            raise ModuleNotFoundError(message, name=fullname)
+        return None
+
+
+def _setup_project():
+    """Put the project (app layer) and its packages (site-packages layer) on `sys.path`, as
+    `python task.py` would: the task file's directory first, then the project root. Returns an
+    error message when a package cannot work in the sandbox."""
+    global _APP_DIR
+    app = os.environ.get("CAPSULE_APP_DIR")
+    if app:
+        _APP_DIR = app
+        entry_dir = os.environ.get("CAPSULE_ENTRY_DIR", "")
+        roots = [os.path.join(app, entry_dir) if entry_dir else app, app]
+        for root in reversed(list(dict.fromkeys(roots))):
+            sys.path.insert(0, root)
+    site_dir = os.environ.get("CAPSULE_SITE_PACKAGES")
+    if site_dir:
+        import site
+        site.addsitedir(site_dir)
+    native = json.loads(os.environ.get("CAPSULE_NATIVE_MODULES") or "{}")
+    if native:
+        sys.meta_path.append(_MissingExtensionFinder(native))
+        # A package whose extension was dropped must show now, at build time, whether its pure
+        # code stands on its own.
+        for top in sorted({name.split(".")[0] for name in native}):
+            try:
+                importlib.import_module(top)
+            except ImportError as error:
+                unusable = _unusable_reason(error)
+                if unusable:
+                    return unusable
+            except Exception:  # noqa: BLE001 - anything else is for the task's own import to show
+                pass
+    return None
+
+
+def _unusable_reason(error):
+    """The dropped-extension message somewhere in `error`'s chain, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error.msg if isinstance(error, ImportError) and error.msg else error)
+        if "needs a compiled extension" in text:
+            return text
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _search_path_text():
+    """`sys.path`, as the user knows its parts."""
+    names = []
+    for entry in sys.path:
+        if _APP_DIR and (entry == _APP_DIR or entry.startswith(_APP_DIR + "/")):
+            names.append(f"the project ({entry[len(_APP_DIR):].lstrip('/') or 'its root'}; files left out by the build are not there)")
+        elif entry == os.environ.get("CAPSULE_SITE_PACKAGES"):
+            names.append("the project's packages (site-packages)")
+        elif entry.startswith("/usr/local/lib/python"):
+            if "the standard library" not in names:
+                names.append("the standard library")
+        else:
+            names.append(entry)
+    return "; ".join(dict.fromkeys(names))
+
+
+def _project_relative(text):
+    """A traceback with the app layer's mount point taken off its paths."""
+    if _APP_DIR:
+        text = text.replace(f'File "{_APP_DIR}/', 'File "')
+    return text
 
 
 def load_user_module(source, filename):
     """Execute the user's module and print the task table on stdout. Returns True on success."""
     global _USER_MODULE
-    # Keep the source for tracebacks: the file does not exist at run time.
+    unusable = _setup_project()
+    if unusable:
+        print(f"{_UNUSABLE}{unusable}", file=sys.stderr)
+        sys.stderr.flush()
+        return False
+    path = os.path.join(_APP_DIR, filename) if _APP_DIR else filename
+    # Keep the source for tracebacks (without an app layer the file does not exist at run time).
     lines = source.splitlines(True)
-    linecache.cache[filename] = (len(source), None, lines, filename)
+    linecache.cache[path] = (len(source), None, lines, path)
     module = types.ModuleType("__capsule_task__")
-    module.__file__ = filename
+    module.__file__ = path
     sys.modules["__capsule_task__"] = module
     try:
-        code = compile(source, filename, "exec", dont_inherit=True)
+        code = compile(source, path, "exec", dont_inherit=True)
         # What the user's top level prints is not part of the task table.
         with contextlib.redirect_stdout(sys.stderr):
             exec(code, module.__dict__)
     except BaseException as error:  # noqa: BLE001 - reported to the build, which fails
-        print(f"error: the task module `{filename}` failed while loading (its top level runs at build time)",
-              file=sys.stderr)
-        traceback.print_exception(error, file=sys.stderr)
+        unusable = _unusable_reason(error)
+        if unusable:
+            print(f"{_UNUSABLE}{unusable}", file=sys.stderr)
+            sys.stderr.flush()
+            return False
+        print(_project_relative("".join(traceback.format_exception(error))), file=sys.stderr, end="")
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            print(f"note: `{error.name}` was looked for in: {_search_path_text()}", file=sys.stderr)
         sys.stderr.flush()
         return False
     _USER_MODULE = module
@@ -125,7 +234,8 @@ def run(task_name, args_json):
         try:
             result = registered.func(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - every failure becomes an envelope
-            if isinstance(error, HostDeniedError):
+            if _in_chain(error, HostDeniedError):
+                # Also when an HTTP client (requests) wrapped the refusal in its own exception.
                 kind = "host_denied"
             elif _is_refusal(error):
                 kind = "permission_denied"
@@ -157,6 +267,17 @@ def _is_refusal(error):
     )
 
 
+def _in_chain(error, kind):
+    """Whether `error`, or an exception it was raised from or while handling, is a `kind`."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _one_line(error):
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -167,7 +288,7 @@ def _user_traceback(error):
     tb = error.__traceback__
     if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb))
+    return _project_relative("".join(traceback.format_exception(type(error), error, tb)))
 
 
 def _flush():

@@ -58,11 +58,13 @@ class Response:
         return f"<Response {self.status} {self.url}>"
 
 
-def fetch(url, *, method="GET", headers=None, body=None, json_body=None):
+def fetch(url, *, method="GET", headers=None, body=None, json_body=None, follow_redirects=True):
     """Make an HTTP request; returns a `Response` (any status), raises `HostDeniedError` for a
     host the task may not reach, `TimeoutError` past the task's deadline and `ConnectionError`
-    when the request fails."""
+    when the request fails. With `follow_redirects=False` a redirect is returned as it is."""
     request = {"method": method, "url": url}
+    if not follow_redirects:
+        request["follow_redirects"] = False
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if json_body is not None:
         body = json.dumps(json_body)
