@@ -108,7 +108,7 @@ write_info() { # write_info DIR NAME KEY
 # ---- python -----------------------------------------------------------------------------------
 
 # zlib for wasm32-wasi (gzip, zipfile deflate, and urllib3/requests import it unconditionally).
-build_zlib() { # build_zlib DIR -> DIR/include/{zlib,zconf}.h and DIR/lib/libz.a
+build_zlib() { # build_zlib DIR SYSROOT -> DIR/include/{zlib,zconf}.h and DIR/lib/libz.a
   local dir=$1 tarball src
   tarball=$(fetch_locked zlib_1.2.13.dfsg.orig.tar.bz2 \
     "$(debian_mirror)/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2" zlib_1.2.13.dfsg.orig.tar.bz2)
@@ -124,15 +124,32 @@ build_zlib() { # build_zlib DIR -> DIR/include/{zlib,zconf}.h and DIR/lib/libz.a
   cp "$src/zlib.h" "$src/zconf.h" "$dir/include/"
 }
 
+# libbz2 for wasm32-wasi (the bz2 module; networkx and others import it unconditionally).
+build_bzip2() { # build_bzip2 DIR SYSROOT -> DIR/include/bzlib.h and DIR/lib/libbz2.a
+  local dir=$1 tarball src
+  tarball=$(fetch_locked bzip2_1.0.8.orig.tar.gz \
+    "$(debian_mirror)/pool/main/b/bzip2/bzip2_1.0.8.orig.tar.gz" bzip2_1.0.8.orig.tar.gz)
+  mkdir -p "$dir/include" "$dir/lib" "$dir/src"
+  tar xzf "$tarball" -C "$dir/src"
+  src=$dir/src/bzip2-1.0.8
+  local objs=()
+  for c in blocksort huffman crctable randtable compress decompress bzlib; do
+    clang-19 --target=wasm32-wasi --sysroot="$2" -O2 -w -D_FILE_OFFSET_BITS=64 -c "$src/$c.c" -o "$dir/src/$c.o"
+    objs+=("$dir/src/$c.o")
+  done
+  llvm-ar-19 rcs "$dir/lib/libbz2.a" "${objs[@]}"
+  cp "$src/bzlib.h" "$dir/include/"
+}
+
 build_libpython() { # -> sets CPY to the configured build tree of CPython with libpython3.11.a (and ZLIB)
   local tarball key
   tarball=$(fetch_locked python3.11_3.11.2.orig.tar.gz \
     "$(debian_mirror)/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz" \
     python3.11_3.11.2.orig.tar.gz)
-  key=$( { lock_value python3.11_3.11.2.orig.tar.gz; lock_value zlib_1.2.13.dfsg.orig.tar.bz2;
-           sed -n '/^build_zlib()/,/^}/p;/^build_libpython()/,/^}/p' "$HERE/build.sh"; toolchain_fingerprint; } | sha256sum | cut -c1-16)
+  key=$( { lock_value python3.11_3.11.2.orig.tar.gz; lock_value zlib_1.2.13.dfsg.orig.tar.bz2; lock_value bzip2_1.0.8.orig.tar.gz;
+           sed -n '/^build_zlib()/,/^}/p;/^build_bzip2()/,/^}/p;/^build_libpython()/,/^}/p' "$HERE/build.sh"; toolchain_fingerprint; } | sha256sum | cut -c1-16)
   CPY=$CACHE/cpython/3.11.2-$key
-  ZLIB=$CPY/zlib
+  ZLIB=$CPY/zlib BZIP2=$CPY/bzip2
   if [ -f "$CPY/.complete" ]; then return; fi
   log "building CPython 3.11.2 for wasm32-wasi (about 2 minutes on 2 cores)"
   rm -rf "$CPY" && mkdir -p "$CPY"
@@ -143,6 +160,7 @@ build_libpython() { # -> sets CPY to the configured build tree of CPython with l
   tar xzf "$tarball" -C "$CPY"
   local src=$CPY/Python-3.11.2 sysroot=$CPY/sysroot
   build_zlib "$ZLIB" "$sysroot"
+  build_bzip2 "$BZIP2" "$sysroot"
   mkdir -p "$src/builddir/wasi"
   (
     cd "$src/builddir/wasi"
@@ -150,7 +168,7 @@ build_libpython() { # -> sets CPY to the configured build tree of CPython with l
       --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu --with-build-python="$BUILD_PYTHON" \
       CC="clang-19 --target=wasm32-wasi --sysroot=$sysroot" CPP="clang-19 --target=wasm32-wasi --sysroot=$sysroot -E" \
       AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
-      CPPFLAGS="-I$ZLIB/include" LDFLAGS="-L$ZLIB/lib" \
+      CPPFLAGS="-I$ZLIB/include -I$BZIP2/include" LDFLAGS="-L$ZLIB/lib -L$BZIP2/lib" \
       >"$CPY/configure.log" 2>&1 || { tail -30 "$CPY/configure.log"; die "CPython configure failed (log: $CPY/configure.log)"; }
     # wasi-libc's clockid_t is a pointer, which clang 19 rejects as an int conversion in timemodule.c.
     make -j"$(nproc)" EXTRA_CFLAGS="-Wno-int-conversion" libpython3.11.a Modules/_decimal/libmpdec/libmpdec.a \
@@ -207,7 +225,7 @@ build_python() {
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -O2 -c "$HERE/python/wasi-compat.c" -o "$work/wasi-compat.o"
   clang-19 --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -fuse-ld=lld \
     "$work/guest.o" "$work/wasi-compat.o" "$b/libpython3.11.a" "$b/Modules/_decimal/libmpdec/libmpdec.a" "$b/Modules/expat/libexpat.a" \
-    "$ZLIB/lib/libz.a" \
+    "$ZLIB/lib/libz.a" "$BZIP2/lib/libbz2.a" \
     "$HTTP_LIB" \
     -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm \
     -Wl,--wrap=__wasi_fd_filestat_get -Wl,--wrap=__wasi_path_filestat_get -Wl,--wrap=__wasi_fd_readdir \

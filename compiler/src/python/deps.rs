@@ -424,12 +424,14 @@ fn package_directory(dir: &Path, skip_tooling: bool) -> Result<SitePackages, Err
                     );
                 }
             }
+            let shown: Vec<&str> = lost.iter().take(3).map(String::as_str).collect();
+            let more = if lost.len() > shown.len() { ", …" } else { "" };
             warnings.push(format!(
-                "{} {}: left out {} compiled extension(s) ({}); it runs on its pure-Python code",
+                "{} {}: left out {} compiled extension(s) ({}{more}); the sandbox runs its pure-Python code, if it has any",
                 dist.name,
                 dist.version,
                 lost.len(),
-                lost.join(", ")
+                shown.join(", ")
             ));
         }
         dependencies.push(Dependency {

@@ -94,17 +94,25 @@ def _patch_httpx(module):
     async def aclose(self):
         pass
 
+    async def aenter(self):
+        return self
+
+    async def aexit(self, *exc):
+        pass
+
     for name, handler in (("HTTPTransport", handle_request), ("AsyncHTTPTransport", handle_async_request)):
         transport = getattr(module, name)
         transport.__init__ = init
         if name == "HTTPTransport":
             transport.handle_request = handler
             transport.close = close
+            transport.__enter__ = lambda self: self
             transport.__exit__ = lambda self, *exc: None
         else:
             transport.handle_async_request = handler
             transport.aclose = aclose
-            transport.__aexit__ = lambda self, *exc: aclose(self)
+            transport.__aenter__ = aenter
+            transport.__aexit__ = aexit
 
 
 _PATCHES = {

@@ -9,6 +9,7 @@ import errno
 import gc
 import importlib
 import importlib.abc
+import importlib.machinery
 import inspect
 import json
 import linecache
@@ -33,6 +34,13 @@ except ImportError:
     from . import _ssl
 
     sys.modules["ssl"] = _ssl
+try:
+    import ctypes  # noqa: F401
+except ImportError:
+    # No libffi for wasm32-wasi: C types and sizes only; calling native code fails clearly.
+    from . import _ctypes
+
+    sys.modules["ctypes"] = _ctypes
 
 _USER_MODULE = None
 _SIGNATURES = {}
@@ -43,19 +51,27 @@ _APP_DIR = None
 _UNUSABLE = "capsule: unusable package: "
 
 
+class _UnusablePackage(ModuleNotFoundError):
+    """A module whose compiled extension the build left out (it cannot load in the sandbox)."""
+
+
 class _MissingExtensionFinder(importlib.abc.MetaPathFinder):
-    """Last on `sys.meta_path`: a compiled extension module the build dropped (it cannot load in
-    the sandbox) is reported as such, naming its package, instead of as a missing module. Packages
-    with a pure-Python fallback never get here: the normal finders find the fallback first."""
+    """First on `sys.meta_path`: a compiled extension module the build dropped (it cannot load in
+    the sandbox) is reported as such, naming its package, instead of as a missing module or as a
+    directory of type stubs taken for a namespace package. A package with a pure-Python fallback
+    module of the same name keeps it."""
 
     def __init__(self, modules):
         self.modules = modules
 
     def find_spec(self, fullname, path=None, target=None):
         message = self.modules.get(fullname)
-        if message is not None:
-            raise ModuleNotFoundError(message, name=fullname)
-        return None
+        if message is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.origin not in (None, "namespace"):
+            return None  # a real module: the normal finders will load it
+        raise _UnusablePackage(message, name=fullname)
 
 
 def _setup_project():
@@ -76,7 +92,7 @@ def _setup_project():
         site.addsitedir(site_dir)
     native = json.loads(os.environ.get("CAPSULE_NATIVE_MODULES") or "{}")
     if native:
-        sys.meta_path.append(_MissingExtensionFinder(native))
+        sys.meta_path.insert(0, _MissingExtensionFinder(native))
         # A package whose extension was dropped must show now, at build time, whether its pure
         # code stands on its own.
         for top in sorted({name.split(".")[0] for name in native}):
@@ -92,13 +108,13 @@ def _setup_project():
 
 
 def _unusable_reason(error):
-    """The dropped-extension message somewhere in `error`'s chain, if any."""
+    """The dropped-extension message somewhere in `error`'s chain (packages often re-raise an
+    ImportError of their own from it), if any."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        text = str(error.msg if isinstance(error, ImportError) and error.msg else error)
-        if "needs a compiled extension" in text:
-            return text
+        if isinstance(error, _UnusablePackage):
+            return error.msg
         error = error.__cause__ or error.__context__
     return None
 

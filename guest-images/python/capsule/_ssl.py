@@ -6,9 +6,11 @@ The SDK installs it as `ssl` only when the real module cannot be imported.
 
 import enum
 
-OPENSSL_VERSION = "none (TLS is done by the Capsule host)"
-OPENSSL_VERSION_INFO = (0, 0, 0, 0, 0)
-OPENSSL_VERSION_NUMBER = 0
+# Clients check the OpenSSL version they would link against (urllib3 warns below 1.1.1); the TLS
+# that actually runs is the host's (rustls), which is current.
+OPENSSL_VERSION = "OpenSSL 3.0.0 (not linked: TLS is done by the Capsule host)"
+OPENSSL_VERSION_INFO = (3, 0, 0, 0, 0)
+OPENSSL_VERSION_NUMBER = 0x30000000
 HAS_SNI = True
 HAS_ALPN = True
 HAS_NEVER_CHECK_COMMON_NAME = True
