@@ -436,6 +436,26 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
     assert!(site(&first).is_some(), "{first:?}");
     assert_eq!(site(&first), site(&second));
 
+    // With the package index out of reach, a resolved set still builds (from the cache), and a
+    // new one fails saying why.
+    let offline = [("PIP_INDEX_URL", "http://127.0.0.1:9/simple"), ("PIP_RETRIES", "1"), ("PIP_TIMEOUT", "3")];
+    let (output, _) = build_project(&again.join("task.py"), &offline);
+    assert_success(&output, "an already resolved requirement set, offline");
+    let never = project(
+        "offline",
+        &[
+            ("requirements.txt", "tabulate==0.8.10\n"),
+            ("task.py", &task("tabulate", "tabulate.__version__")),
+        ],
+    );
+    let (output, _) = build_project(&never.join("task.py"), &offline);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the package index cannot be reached and this requirement set has not been resolved on this machine before"),
+        "{}",
+        stderr(&output)
+    );
+
     // An active virtualenv, when nothing is declared.
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", std::process::id()));
     let status = std::process::Command::new("python3")

@@ -343,9 +343,18 @@ fn pip_install(declared: &Declared, target: &Path) -> Result<(), Error> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let offline = ["Failed to establish a new connection", "Temporary failure in name resolution", "Network is unreachable", "No route to host", "Max retries exceeded"]
-        .iter()
-        .any(|m| stderr.contains(m));
+    let offline = [
+        "Failed to establish a new connection",
+        "NewConnectionError",
+        "Connection refused",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No route to host",
+        "Max retries exceeded",
+        "Could not fetch URL",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
     let hint = if offline {
         "\nthe package index cannot be reached and this requirement set has not been resolved on this machine before (resolutions are cached by requirement set)"
     } else if stderr.contains("No matching distribution") {
