@@ -1,0 +1,128 @@
+//! The module graph of a JavaScript task: every module reachable from the task file through
+//! imports with string specifiers, resolved ([`super::resolve`]) and transpiled
+//! ([`super::transpile`]) on the host at build time.
+
+use super::resolve::{ModuleResolver, Target};
+use super::transpile::{self, ImportKind, Kind};
+use crate::Error;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// A module as the guest gets it.
+#[derive(Debug, serde::Serialize)]
+pub struct Module {
+    /// `esm`, `cjs` or `json`.
+    pub kind: &'static str,
+    /// The code to evaluate.
+    pub source: String,
+    /// Specifier → what it names: another module's id, `node:NAME` for a built-in, `capsule` for
+    /// the SDK, or `!message` for an import that throws `message` when reached.
+    pub deps: BTreeMap<String, String>,
+    /// Generated line → original line, for transpiled TypeScript.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<u32>>,
+}
+
+/// The whole graph: modules by id (project-relative path, or absolute outside the project).
+#[derive(Debug, serde::Serialize)]
+pub struct Graph {
+    /// The task file's id.
+    pub entry: String,
+    /// Every module.
+    pub modules: BTreeMap<String, Module>,
+    /// Imports inside packages that cannot be provided (they throw if reached).
+    #[serde(skip)]
+    pub deferred: Vec<String>,
+}
+
+/// Builds the graph of the task file `entry` (contents `entry_source`) in the project at `root`.
+pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Error> {
+    let canonical = |path: &Path| {
+        std::fs::canonicalize(path)
+            .map_err(|e| Error::Io(format!("cannot resolve `{}`", path.display()), e))
+    };
+    let root = canonical(root)?;
+    let entry = canonical(entry)?;
+    let id_of = |path: &Path| -> String {
+        crate::project::relative_name(&root, path)
+            .unwrap_or_else(|| path.to_string_lossy().into_owned())
+    };
+    let resolver = ModuleResolver::new();
+    let entry_id = id_of(&entry);
+    let mut graph = Graph {
+        entry: entry_id.clone(),
+        modules: BTreeMap::new(),
+        deferred: Vec::new(),
+    };
+    let mut queue: VecDeque<(PathBuf, String)> = VecDeque::from([(entry.clone(), entry_id)]);
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((path, id)) = queue.pop_front() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let bytes = if path == entry {
+            entry_source.to_vec()
+        } else {
+            std::fs::read(&path).map_err(|e| Error::Io(format!("cannot read `{id}`"), e))?
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Unsupported(format!("`{id}` is not valid UTF-8")))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let out = transpile::transpile(&path, text).map_err(|e| {
+            Error::Unsupported(format!(
+                "{id}:{}:{}: syntax error: {}",
+                e.line, e.column, e.message
+            ))
+        })?;
+        let in_package = id.split('/').any(|part| part == "node_modules");
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let mut deps = BTreeMap::new();
+        for import in &out.imports {
+            if deps.contains_key(&import.specifier) {
+                continue;
+            }
+            let require = import.kind == ImportKind::Require
+                || (out.kind == Kind::Cjs && import.kind != ImportKind::Static);
+            let place = if import.line > 0 {
+                format!("{id}:{}:{}", import.line, import.column)
+            } else {
+                id.clone()
+            };
+            let target = match resolver.resolve(dir, &import.specifier, require) {
+                Target::Sdk => super::resolve::SDK.to_string(),
+                Target::Builtin(name) => format!("node:{name}"),
+                Target::File(file) => {
+                    let target_id = id_of(&file);
+                    queue.push_back((file, target_id.clone()));
+                    target_id
+                }
+                Target::Missing(message) => {
+                    if in_package && import.kind != ImportKind::Static {
+                        graph.deferred.push(format!("{place}: {message}"));
+                        format!("!{message} (imported by `{place}`)")
+                    } else {
+                        let how = match import.kind {
+                            ImportKind::Require => "required",
+                            _ => "imported",
+                        };
+                        return Err(Error::Unsupported(format!(
+                            "{place}: `{}` {how} here cannot be built into the task: {message}",
+                            import.specifier
+                        )));
+                    }
+                }
+            };
+            deps.insert(import.specifier.clone(), target);
+        }
+        graph.modules.insert(
+            id,
+            Module {
+                kind: out.kind.as_str(),
+                source: out.code,
+                deps,
+                lines: out.lines,
+            },
+        );
+    }
+    Ok(graph)
+}
