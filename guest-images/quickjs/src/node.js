@@ -1940,7 +1940,7 @@ class URL {
     }
     if (this._special()) rest = rest.replace(/\\/g, "/");
     if (rest.startsWith("//") || (this._special() && this._protocol !== "file:")) {
-      rest = rest.replace(/^\/*/, "");
+      rest = this._special() && this._protocol !== "file:" ? rest.replace(/^\/*/, "") : rest.slice(2);
       const slash = rest.indexOf("/");
       const authority = slash < 0 ? rest : rest.slice(0, slash);
       rest = slash < 0 ? "" : rest.slice(slash);
