@@ -63,11 +63,18 @@ fn fs_error(ctx: &Ctx<'_>, syscall: &str, path: &str, error: std::io::Error) -> 
         ErrorKind::ReadOnlyFilesystem => "EROFS",
         _ => "EIO",
     };
-    let message = if refused {
-        format!("{code}: permission denied (not granted to the task), {syscall} '{path}'")
-    } else {
-        format!("{code}: {error}, {syscall} '{path}'")
+    // Node's wording: `ENOENT: no such file or directory, open 'x'`.
+    let description = match code {
+        "EACCES" => "permission denied (not granted to the task)",
+        "ENOENT" => "no such file or directory",
+        "EEXIST" => "file already exists",
+        "ENOTDIR" => "not a directory",
+        "EISDIR" => "illegal operation on a directory",
+        "ENOTEMPTY" => "directory not empty",
+        "EROFS" => "read-only file system",
+        _ => "i/o error",
     };
+    let message = format!("{code}: {description}, {syscall} '{path}'");
     let Ok(exception) = Exception::from_message(ctx.clone(), &message) else {
         return Exception::throw_message(ctx, &message);
     };

@@ -1619,10 +1619,10 @@ class Dirent {
     this.name = name;
     this.parentPath = dir;
     this.path = dir;
-    this._stats = null;
+    // The entry's type as of the listing, as Node's readdir reports it.
+    this._stats = new Stats(host.stat(`${dir}/${name}`));
   }
   _stat() {
-    this._stats ??= new Stats(host.stat(`${this.parentPath}/${this.name}`));
     return this._stats;
   }
   isFile() {
