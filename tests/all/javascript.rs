@@ -277,3 +277,53 @@ fn javascript_process_exit_ends_the_task() {
         "{envelope}"
     );
 }
+
+/// Copies a fixture project into a fresh directory (so `node_modules` never lands in the tree).
+fn copy_project(name: &str, into: &Path) {
+    for entry in std::fs::read_dir(project(name)).expect("fixture project") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), into.join(entry.file_name())).expect("copy fixture");
+    }
+}
+
+#[test]
+fn javascript_npm_packages_installed_with_npm_install() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_project("npm", dir.path());
+    let install = std::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(dir.path())
+        .output()
+        .expect("this test needs `npm` on PATH (apt-get install npm)");
+    assert_success(&install, "npm install");
+    let output = capsule()
+        .arg("run")
+        .arg(dir.path().join("main.ts"))
+        .arg("--json")
+        .arg("--")
+        .arg(r#"{"name": "A", "age": -1}"#)
+        .output()
+        .expect("spawn capsule run");
+    assert_success(&output, "capsule run main.ts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("papaparse"), "the unused `stream` require is reported: {stderr}");
+    let envelope = crate::support::envelope(&output);
+    assert_eq!(
+        envelope["result"],
+        json!({
+            "lodash": [[[1, 2], [3, 4], [5]], {"3": ["one", "two"], "5": ["three"]}],
+            "dayjs": "2025-02-28",
+            "dateFns": "2024-02-02",
+            "zod": ["name", "age"],
+            "zodOk": "Ada",
+            "uuid": true,
+            "yaml": [{"a": 1, "b": ["x", "y"]}, "k: v\n"],
+            "papaparse": [{"a": "1", "b": "2"}],
+            "marked": "<h1>Hi <em>there</em></h1>\n",
+            "ajv": [true, false],
+            "mathjs": [14, 4],
+            "immer": [2, 3, true]
+        }),
+        "{envelope}"
+    );
+}
