@@ -94,7 +94,7 @@ fn javascript_typescript_stack_names_original_file_and_line() {
 fn javascript_unresolvable_import_names_file_and_specifier() {
     let stderr = build_fails(&project("bad-import/main.ts"));
     assert!(stderr.contains("main.ts:2:24"), "{stderr}");
-    assert!(stderr.contains("`./missing-helper`"), "{stderr}");
+    assert!(stderr.contains("cannot import `./missing-helper`: no such file"), "{stderr}");
 }
 
 #[test]
@@ -326,4 +326,21 @@ fn javascript_npm_packages_installed_with_npm_install() {
         }),
         "{envelope}"
     );
+}
+
+#[test]
+fn javascript_randomness_at_build_time_is_a_warning() {
+    let source = project("random-top/main.js");
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = crate::support::build(&source, &out.path().join("random.capsule"));
+    assert_success(&output, "capsule build");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(stderr.contains("crypto.randomUUID() at main.js:3"), "{stderr}");
+    // The frozen value repeats; the one drawn in the task does not.
+    let bundle = bundle(&source);
+    let (_, first) = exec_json(&bundle, &[]);
+    let (_, second) = exec_json(&bundle, &[]);
+    assert_eq!(first["result"][0], second["result"][0], "{first} {second}");
+    assert_ne!(first["result"][1], second["result"][1], "{first} {second}");
 }

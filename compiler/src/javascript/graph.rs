@@ -98,15 +98,15 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
                 }
                 Target::Missing(message) => {
                     if in_package && import.kind != ImportKind::Static {
-                        graph.deferred.push(format!("{place}: {message}"));
-                        format!("!{message} (imported by `{place}`)")
+                        graph.deferred.push(format!("{place}: `{}`: {message}", import.specifier));
+                        format!("!cannot load `{}` (required at {place}): {message}", import.specifier)
                     } else {
-                        let how = match import.kind {
-                            ImportKind::Require => "required",
-                            _ => "imported",
+                        let verb = match import.kind {
+                            ImportKind::Require => "require",
+                            _ => "import",
                         };
                         return Err(Error::Unsupported(format!(
-                            "{place}: `{}` {how} here cannot be built into the task: {message}",
+                            "{place}: cannot {verb} `{}`: {message}",
                             import.specifier
                         )));
                     }

@@ -129,15 +129,14 @@ impl ModuleResolver {
         let resolver = if require { &self.require } else { &self.import };
         match resolver.resolve(dir, specifier) {
             Ok(resolution) => Target::File(resolution.full_path()),
-            Err(oxc_resolver::ResolveError::NotFound(_)) => Target::Missing(format!(
-                "cannot find module `{specifier}`{}",
-                if is_bare(specifier) {
-                    " (is it installed in node_modules? run `npm install`)"
-                } else {
-                    ""
-                }
-            )),
-            Err(e) => Target::Missing(format!("cannot resolve `{specifier}`: {e}")),
+            Err(oxc_resolver::ResolveError::NotFound(_)) if is_bare(specifier) => Target::Missing(
+                "no such package in node_modules (is it installed? run `npm install`)".to_string(),
+            ),
+            Err(oxc_resolver::ResolveError::NotFound(_)) => Target::Missing(
+                "no such file (tried the extensions .ts .mts .cts .js .mjs .cjs .json and index files)"
+                    .to_string(),
+            ),
+            Err(e) => Target::Missing(e.to_string()),
         }
     }
 }

@@ -381,10 +381,12 @@ fn initialize<'js>(ctx: &Ctx<'js>, entry: &str) -> rquickjs::Result<(Function<'j
         other => other?,
     };
     let machinery: Object = ctx.globals().get("__capsule_modules")?;
+    let warnings: Function = machinery.get("initWarnings")?;
+    let warnings: Value = warnings.call(())?;
     let settle: Function = machinery.get("endInit")?;
     settle.call::<_, ()>(())?;
     let finalize: Function = sdk.get("finalize")?;
-    let table: String = finalize.call((namespace,))?;
+    let table: String = finalize.call((namespace, warnings))?;
     Ok((sdk.get("run")?, table))
 }
 

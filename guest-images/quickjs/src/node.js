@@ -211,6 +211,32 @@ function endInit() {
   nextPhase = "check";
 }
 
+// ---- randomness consumed at build time -----------------------------------------------------------
+
+// A value drawn at build time is frozen into the snapshot and shared by every run: worth a warning.
+const randomUses = [];
+function noteRandom(api) {
+  if (!initPhase || randomUses.length >= 3) return;
+  const frames = (new Error().stack ?? "").split("\n").map((line) => line.trim()).filter((line) => line.startsWith("at "));
+  const user = frames.find((line) => !line.includes("capsule:node") && !line.includes("(capsule:")) ?? "";
+  const place = /\(([^()]+)\)$/.exec(user)?.[1] ?? user.replace(/^at /, "");
+  randomUses.push(`${api} at ${mapStack(place) || "the top level"}`);
+}
+{
+  const random = Math.random;
+  Math.random = function random_() {
+    noteRandom("Math.random()");
+    return random();
+  };
+  Object.defineProperty(Math.random, "name", { value: "random" });
+}
+function initWarnings() {
+  if (randomUses.length === 0) return [];
+  return [
+    `the module's top level consumed randomness at build time (${randomUses.join("; ")}): those values are frozen into the snapshot and repeat in every run; draw them inside the task instead`,
+  ];
+}
+
 // ---- small helpers ------------------------------------------------------------------------------
 
 function codedError(Type, code, message) {
@@ -1150,6 +1176,7 @@ class Hash {
 }
 
 function getRandomValues(array) {
+  noteRandom("crypto.getRandomValues()");
   if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array) {
     throw new DOMException("The data argument must be an integer-type TypedArray", "TypeMismatchError");
   }
@@ -1159,6 +1186,7 @@ function getRandomValues(array) {
 }
 
 function randomUUID() {
+  noteRandom("crypto.randomUUID()");
   const b = host.randomBytes(16);
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
@@ -1180,6 +1208,7 @@ const cryptoModule = {
   createHmac: (algorithm, key) => new Hash(algorithm, Uint8Array.from(toBytes(key))),
   getHashes: () => ["md5", "sha1", "sha256", "sha384", "sha512"],
   randomBytes(size, callback) {
+    noteRandom("crypto.randomBytes()");
     const bytes = Buffer._wrap(host.randomBytes(size));
     if (typeof callback === "function") {
       nextTick(callback, null, bytes);
@@ -1192,6 +1221,7 @@ const cryptoModule = {
     return buffer;
   },
   randomInt(min, max, callback) {
+    noteRandom("crypto.randomInt()");
     if (max === undefined || typeof max === "function") [min, max, callback] = [0, min, max];
     const range = max - min;
     const words = host.randomBytes(6);
@@ -2340,6 +2370,6 @@ function mapStack(stack) {
 }
 
 Object.defineProperty(globalThis, "__capsule_modules", {
-  value: Object.freeze({ builtin, requireId, runTicks, turn, endInit, mapStack, EXIT }),
+  value: Object.freeze({ builtin, requireId, runTicks, turn, endInit, initWarnings, mapStack, EXIT }),
   enumerable: false,
 });

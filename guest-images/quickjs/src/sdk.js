@@ -227,7 +227,7 @@ export function task(options, fn) {
 }
 
 /** Build time: binds tasks to their exports and returns the task table (JSON). */
-export function finalize(namespace) {
+export function finalize(namespace, warnings = []) {
   for (const [key, value] of Object.entries(namespace)) {
     const entry = value && value[TASK];
     if (entry && entry.exportName === null) entry.exportName = key;
@@ -242,7 +242,7 @@ export function finalize(namespace) {
     tasksByName.set(name, entry);
     tasks.push({ name, export: entry.exportName, config: entry.config });
   }
-  return JSON.stringify({ language: "javascript", tasks });
+  return JSON.stringify(warnings.length ? { language: "javascript", tasks, warnings } : { language: "javascript", tasks });
 }
 
 /** A sub-task failed; `errorType` says how (`timeout`, `permission_denied`, `task_error`...). */
