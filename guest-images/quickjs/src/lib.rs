@@ -300,7 +300,7 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     )?;
     host.set(
         "moduleSource",
-        Function::new(ctx.clone(), |id: String| modules::source_of(&id))?,
+        Function::new(ctx.clone(), |id: String| modules::take_source(&id))?,
     )?;
     host.set(
         "originalLine",

@@ -96,9 +96,15 @@ pub fn kind_of(id: &str) -> Option<String> {
     MAP.with(|map| map.borrow().modules.get(id).map(|m| m.kind.clone()))
 }
 
-/// The source of a module.
-pub fn source_of(id: &str) -> Option<String> {
-    MAP.with(|map| map.borrow().modules.get(id).map(|m| m.source.clone()))
+/// The source of a module, taken out of the map: once compiled it is not needed again, and
+/// dropping it keeps it out of the snapshot. Modules loaded only at run time keep theirs until then.
+pub fn take_source(id: &str) -> Option<String> {
+    MAP.with(|map| {
+        map.borrow_mut()
+            .modules
+            .get_mut(id)
+            .map(|m| std::mem::take(&mut m.source))
+    })
 }
 
 /// The original line of generated line `line` of module `id`, or -1 if it was not transpiled.
@@ -118,7 +124,7 @@ pub fn original_line(id: &str, line: u32) -> i64 {
 /// Compiles a CommonJS module into its wrapper function. The wrapper opens on the module's first
 /// line, so line numbers in stack traces stay those of the file.
 pub fn compile_cjs<'js>(ctx: &Ctx<'js>, id: &str) -> Result<Function<'js>> {
-    let Some(source) = source_of(id) else {
+    let Some(source) = take_source(id) else {
         return Err(Exception::throw_message(ctx, &format!("no module `{id}` in the build")));
     };
     let body = match source.strip_prefix("#!") {
@@ -212,7 +218,7 @@ impl Loader for MapLoader {
         }
         match kind_of(name).as_deref() {
             Some("esm") => {
-                let source = source_of(name).unwrap_or_default();
+                let source = take_source(name).unwrap_or_default();
                 Module::declare(ctx.clone(), name, source)
             }
             Some(_) => {

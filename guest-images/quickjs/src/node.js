@@ -687,7 +687,7 @@ function base64Decode(text) {
       out.push((value >> bits) & 255);
     }
   }
-  return Uint8Array.from(out);
+  return new Uint8Array(out);
 }
 
 function normalizeEncoding(encoding) {
@@ -1158,7 +1158,7 @@ class Hash {
   }
   update(data, encoding) {
     if (this._done) throw codedError(Error, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called");
-    this._chunks.push(Uint8Array.from(toBytes(data, encoding)));
+    this._chunks.push(new Uint8Array(toBytes(data, encoding)));
     return this;
   }
   digest(encoding) {
@@ -1198,14 +1198,14 @@ const subtle = {
   async digest(algorithm, data) {
     const name = String(typeof algorithm === "object" ? algorithm.name : algorithm).toLowerCase().replace("-", "");
     if (!["sha1", "sha256", "sha384", "sha512"].includes(name)) throw new DOMException("Unrecognized algorithm name", "NotSupportedError");
-    const out = host.hash(name, Uint8Array.from(toBytes(data)));
+    const out = host.hash(name, new Uint8Array(toBytes(data)));
     return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
   },
 };
 
 const cryptoModule = {
   createHash: (algorithm) => new Hash(algorithm),
-  createHmac: (algorithm, key) => new Hash(algorithm, Uint8Array.from(toBytes(key))),
+  createHmac: (algorithm, key) => new Hash(algorithm, new Uint8Array(toBytes(key))),
   getHashes: () => ["md5", "sha1", "sha256", "sha384", "sha512"],
   randomBytes(size, callback) {
     noteRandom("crypto.randomBytes()");
@@ -1668,7 +1668,7 @@ class Dirent {
 
 function dataBytes(data, options) {
   if (typeof data === "string") return encodeString(data, encodingOf(options) ?? "utf8");
-  return Uint8Array.from(toBytes(data));
+  return new Uint8Array(toBytes(data));
 }
 
 const fsSync = {
@@ -2203,8 +2203,8 @@ class StringDecoder {
       if (all.length - i < need) cut = i;
       break;
     }
-    this._pending = Uint8Array.from(all.subarray(cut));
-    return host.utf8Decode(Uint8Array.from(all.subarray(0, cut)));
+    this._pending = new Uint8Array(all.subarray(cut));
+    return host.utf8Decode(new Uint8Array(all.subarray(0, cut)));
   }
   end(chunk) {
     let out = chunk === undefined ? "" : this.write(chunk);
