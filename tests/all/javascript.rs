@@ -343,3 +343,14 @@ fn javascript_randomness_at_build_time_is_a_warning() {
     assert_eq!(first["result"][0], second["result"][0], "{first} {second}");
     assert_ne!(first["result"][1], second["result"][1], "{first} {second}");
 }
+
+#[test]
+fn javascript_task_awaits_two_timers_and_a_fetch() {
+    let (port, _) = crate::hosts::serve();
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let result = ok(&builtins(), "gather", &[&url]);
+    assert_eq!(
+        result,
+        json!({"a": "a", "b": "b", "body": "hello from the host", "waited": true})
+    );
+}
