@@ -354,3 +354,19 @@ fn javascript_task_awaits_two_timers_and_a_fetch() {
         json!({"a": "a", "b": "b", "body": "hello from the host", "waited": true})
     );
 }
+
+#[test]
+fn javascript_console_format_specifiers_and_more_builtins() {
+    let (code, envelope) = run_task(&builtins(), "printing", &[]);
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(
+        envelope["output"]["stdout"],
+        json!("cart has 3 items costing 42% { a: [ 1 ] }\n{ nested: { list: [ 1, 'two' ], map: Map(1) { 'k' => 1 } } } tail\n styled\n"),
+        "{envelope}"
+    );
+    assert_eq!(envelope["output"]["stderr"], json!("Set(1) { 1 }\n"));
+    assert_eq!(
+        envelope["result"],
+        json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "perf": "number"})
+    );
+}

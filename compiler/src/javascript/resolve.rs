@@ -20,15 +20,19 @@ pub const AVAILABLE: &[&str] = &[
     "events",
     "fs",
     "fs/promises",
+    "module",
     "os",
     "path",
     "path/posix",
+    "perf_hooks",
     "process",
+    "querystring",
     "string_decoder",
     "timers",
     "timers/promises",
     "url",
     "util",
+    "util/types",
 ];
 
 /// Node built-ins a sandboxed task may not use at all.
@@ -57,10 +61,7 @@ const OTHER_NODE: &[&str] = &[
     "constants",
     "diagnostics_channel",
     "domain",
-    "module",
-    "perf_hooks",
     "punycode",
-    "querystring",
     "readline",
     "readline/promises",
     "stream",
@@ -68,7 +69,6 @@ const OTHER_NODE: &[&str] = &[
     "stream/web",
     "sys",
     "trace_events",
-    "util/types",
     "wasi",
     "zlib",
 ];

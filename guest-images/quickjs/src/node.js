@@ -2280,6 +2280,67 @@ if (typeof globalThis.queueMicrotask !== "function") {
   globalThis.queueMicrotask = (fn) => Promise.resolve().then(fn);
 }
 
+// ---- querystring --------------------------------------------------------------------------------
+
+const querystring = {
+  escape: (text) => encodeURIComponent(text),
+  unescape(text) {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  },
+  parse(text, sep = "&", eq = "=", options = {}) {
+    const out = Object.create(null);
+    if (typeof text !== "string" || text === "") return out;
+    const max = options.maxKeys ?? 1000;
+    const parts = text.split(sep);
+    for (const part of max > 0 ? parts.slice(0, max) : parts) {
+      const index = part.indexOf(eq);
+      const rawKey = index < 0 ? part : part.slice(0, index);
+      const rawValue = index < 0 ? "" : part.slice(index + eq.length);
+      const key = querystring.unescape(rawKey.replace(/\+/g, " "));
+      const value = querystring.unescape(rawValue.replace(/\+/g, " "));
+      if (!(key in out)) out[key] = value;
+      else if (Array.isArray(out[key])) out[key].push(value);
+      else out[key] = [out[key], value];
+    }
+    return out;
+  },
+  stringify(object, sep = "&", eq = "=") {
+    if (object === null || typeof object !== "object") return "";
+    const encode = (value) =>
+      typeof value === "string" || typeof value === "number" || typeof value === "bigint" || typeof value === "boolean"
+        ? querystring.escape(String(value))
+        : "";
+    return Object.keys(object)
+      .map((key) => {
+        const value = object[key];
+        if (Array.isArray(value)) return value.map((v) => `${querystring.escape(key)}${eq}${encode(v)}`).join(sep);
+        return `${querystring.escape(key)}${eq}${encode(value)}`;
+      })
+      .filter(Boolean)
+      .join(sep);
+  },
+};
+querystring.decode = querystring.parse;
+querystring.encode = querystring.stringify;
+
+// ---- module -------------------------------------------------------------------------------------
+
+const moduleModule = {
+  // `createRequire(import.meta.url)`: requires resolved (at build time) from that module.
+  createRequire(from) {
+    const text = String(from instanceof URL ? from.href : from).replace(/^file:\/\//, "");
+    return requireFrom(host.moduleKind(text) ? text : text.replace(/^\/+/, ""));
+  },
+  isBuiltin: (name) => Object.hasOwn(builtinModules, String(name).replace(/^node:/, "")),
+  get builtinModules() {
+    return Object.keys(builtinModules);
+  },
+};
+
 // ---- built-in modules and require ---------------------------------------------------------------
 
 const builtinModules = {
@@ -2291,6 +2352,9 @@ const builtinModules = {
   events: EventEmitter,
   fs,
   "fs/promises": fsPromises,
+  module: moduleModule,
+  perf_hooks: { performance: globalThis.performance },
+  querystring,
   os,
   path,
   "path/posix": path,
@@ -2300,6 +2364,7 @@ const builtinModules = {
   "timers/promises": timersPromises,
   url: urlModule,
   util,
+  "util/types": types,
 };
 
 function builtin(name) {
