@@ -70,7 +70,7 @@ fn javascript_commonjs_esm_interop() {
     let result = ok(&project("ts-project/src/app.ts"), "interop", &[]);
     assert_eq!(
         result,
-        json!({"defaultIsModuleExports": true, "named": "hello, esm", "required": "cjs:42"})
+        json!({"defaultIsModuleExports": true, "setupRanFirst": true, "named": "hello, esm", "required": "cjs:42"})
     );
 }
 
@@ -87,7 +87,7 @@ fn javascript_typescript_stack_names_original_file_and_line() {
     assert_eq!(envelope["error"]["message"], "Error: exploded: boom");
     let stack = envelope["error"]["traceback"].as_str().expect("stack");
     assert!(stack.contains("src/lib/geometry.ts:13"), "{stack}");
-    assert!(stack.contains("src/app.ts:42"), "{stack}");
+    assert!(stack.contains("src/app.ts:44"), "{stack}");
 }
 
 #[test]

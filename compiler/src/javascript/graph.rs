@@ -5,7 +5,7 @@
 use super::resolve::{ModuleResolver, Target};
 use super::transpile::{self, ImportKind, Kind};
 use crate::Error;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// A module as the guest gets it.
@@ -21,6 +21,11 @@ pub struct Module {
     /// Generated line → original line, for transpiled TypeScript.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<u32>>,
+    /// For a CommonJS or JSON module that ES modules import only by name: those names. Its
+    /// facade then runs it when the facade is evaluated, in Node's order; without them (a
+    /// namespace import, the entry) the guest runs it when loading, to learn its exports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
 }
 
 /// The whole graph: modules by id (project-relative path, or absolute outside the project).
@@ -55,7 +60,9 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
         deferred: Vec::new(),
     };
     let mut queue: VecDeque<(PathBuf, String)> = VecDeque::from([(entry.clone(), entry_id)]);
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    // Names ES modules take from each module; `None` once any importer needs the namespace.
+    let mut wanted: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
     while let Some((path, id)) = queue.pop_front() {
         if !seen.insert(id.clone()) {
             continue;
@@ -76,9 +83,24 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
         })?;
         let in_package = id.split('/').any(|part| part == "node_modules");
         let dir = path.parent().unwrap_or(Path::new("/"));
-        let mut deps = BTreeMap::new();
+        let mut deps: BTreeMap<String, String> = BTreeMap::new();
+        let mut want = |target_id: &str, names: &Option<Vec<String>>| {
+            let entry = wanted
+                .entry(target_id.to_string())
+                .or_insert_with(|| Some(BTreeSet::new()));
+            match (entry.as_mut(), names) {
+                (Some(set), Some(names)) => set.extend(names.iter().cloned()),
+                _ => *entry = None,
+            }
+        };
+        let esm_import = |import: &transpile::Import| {
+            out.kind == Kind::Esm && import.kind != ImportKind::Require
+        };
         for import in &out.imports {
-            if deps.contains_key(&import.specifier) {
+            if let Some(target_id) = deps.get(&import.specifier) {
+                if esm_import(import) {
+                    want(target_id, &import.names);
+                }
                 continue;
             }
             let require = import.kind == ImportKind::Require
@@ -93,6 +115,9 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
                 Target::Builtin(name) => format!("node:{name}"),
                 Target::File(file) => {
                     let target_id = id_of(&file);
+                    if esm_import(import) {
+                        want(&target_id, &import.names);
+                    }
                     queue.push_back((file, target_id.clone()));
                     target_id
                 }
@@ -121,8 +146,17 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
                 source: out.code,
                 deps,
                 lines: out.lines,
+                names: None,
             },
         );
+    }
+    for (id, module) in &mut graph.modules {
+        if module.kind != "esm"
+            && *id != graph.entry
+            && let Some(Some(names)) = wanted.remove(id)
+        {
+            module.names = Some(names.into_iter().collect());
+        }
     }
     Ok(graph)
 }

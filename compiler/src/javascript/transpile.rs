@@ -10,7 +10,7 @@
 use oxc::allocator::Allocator;
 use oxc::ast::ast::{
     Argument, CallExpression, ExportAllDeclaration, ExportFromDeclaration, Expression,
-    ImportDeclaration, ImportExpression,
+    ImportDeclaration, ImportDeclarationSpecifier, ImportExpression,
 };
 use oxc::ast_visit::{Visit, walk};
 use oxc::codegen::{Codegen, CodegenOptions};
@@ -60,6 +60,9 @@ pub struct Import {
     pub specifier: String,
     /// How it is imported.
     pub kind: ImportKind,
+    /// The bindings a static import takes from the module (`default` for a default import);
+    /// `None` when it needs the whole namespace (`import * as`, `export *`, `import()`, `require`).
+    pub names: Option<Vec<String>>,
     /// 1-based line and column of the specifier in the original source.
     pub line: u32,
     /// See `line`.
@@ -231,7 +234,7 @@ impl<'s> Imports<'s> {
         }
     }
 
-    fn add(&mut self, specifier: &str, span: Span, kind: ImportKind) {
+    fn add(&mut self, specifier: &str, span: Span, kind: ImportKind, names: Option<Vec<String>>) {
         // Spans of nodes the transform created are empty; their place is unknown.
         let (line, column) = if span.is_empty() {
             (0, 0)
@@ -241,6 +244,7 @@ impl<'s> Imports<'s> {
         self.found.push(Import {
             specifier: specifier.to_string(),
             kind,
+            names,
             line,
             column,
         });
@@ -249,26 +253,50 @@ impl<'s> Imports<'s> {
 
 impl<'a> Visit<'a> for Imports<'_> {
     fn visit_import_declaration(&mut self, it: &ImportDeclaration<'a>) {
-        if !it.import_kind.is_type() {
-            self.add(&it.source.value, it.source.span, ImportKind::Static);
+        if it.import_kind.is_type() {
+            return;
         }
+        let mut names = Some(Vec::new());
+        for specifier in it.specifiers.iter().flatten() {
+            match specifier {
+                ImportDeclarationSpecifier::ImportSpecifier(s) if !s.import_kind.is_type() => {
+                    if let Some(names) = &mut names {
+                        names.push(s.imported.name().to_string());
+                    }
+                }
+                ImportDeclarationSpecifier::ImportSpecifier(_) => {}
+                ImportDeclarationSpecifier::ImportDefaultSpecifier(_) => {
+                    if let Some(names) = &mut names {
+                        names.push("default".to_string());
+                    }
+                }
+                ImportDeclarationSpecifier::ImportNamespaceSpecifier(_) => names = None,
+            }
+        }
+        self.add(&it.source.value, it.source.span, ImportKind::Static, names);
     }
 
     fn visit_export_from_declaration(&mut self, it: &ExportFromDeclaration<'a>) {
         if !it.export_kind.is_type() {
-            self.add(&it.source.value, it.source.span, ImportKind::Static);
+            let names = it
+                .specifiers
+                .iter()
+                .filter(|s| !s.export_kind.is_type())
+                .map(|s| s.local.name().to_string())
+                .collect();
+            self.add(&it.source.value, it.source.span, ImportKind::Static, Some(names));
         }
     }
 
     fn visit_export_all_declaration(&mut self, it: &ExportAllDeclaration<'a>) {
         if !it.export_kind.is_type() {
-            self.add(&it.source.value, it.source.span, ImportKind::Static);
+            self.add(&it.source.value, it.source.span, ImportKind::Static, None);
         }
     }
 
     fn visit_import_expression(&mut self, it: &ImportExpression<'a>) {
         if let Expression::StringLiteral(literal) = &it.source {
-            self.add(&literal.value, literal.span, ImportKind::Dynamic);
+            self.add(&literal.value, literal.span, ImportKind::Dynamic, None);
         }
         walk::walk_import_expression(self, it);
     }
@@ -279,7 +307,7 @@ impl<'a> Visit<'a> for Imports<'_> {
             && it.arguments.len() == 1
             && let Some(Argument::StringLiteral(literal)) = it.arguments.first()
         {
-            self.add(&literal.value, literal.span, ImportKind::Require);
+            self.add(&literal.value, literal.span, ImportKind::Require, None);
         }
         walk::walk_call_expression(self, it);
     }

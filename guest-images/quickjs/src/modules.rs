@@ -19,6 +19,8 @@ pub struct Entry {
     pub deps: HashMap<String, String>,
     /// Generated line → original line (transpiled TypeScript).
     pub lines: Option<Vec<u32>>,
+    /// For CommonJS/JSON: the only names ES modules import from it (see ABI.md).
+    pub names: Option<Vec<String>>,
 }
 
 /// The whole map.
@@ -64,6 +66,12 @@ pub fn parse(input: &str) -> std::result::Result<Map, String> {
                 .map(|l| l.as_u64().unwrap_or(0) as u32)
                 .collect()
         });
+        let names = module["names"].as_array().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        });
         modules.insert(
             id.clone(),
             Entry {
@@ -71,6 +79,7 @@ pub fn parse(input: &str) -> std::result::Result<Map, String> {
                 source: text("source"),
                 deps,
                 lines,
+                names,
             },
         );
     }
@@ -147,22 +156,30 @@ fn is_identifier(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-/// An ES module re-exporting `value` (what `getter` returns): `default` and its own keys.
-fn facade_source<'js>(getter: &str, value: &Value<'js>) -> Result<String> {
+/// An ES module re-exporting what `getter` returns: `default`, and `names`.
+fn facade(getter: &str, names: &[String]) -> String {
     let mut source = format!("const m = {getter};\nexport default m;\n");
-    if let Some(object) = value.as_object() {
-        let mut names = Vec::new();
-        for key in object.keys::<String>() {
-            let key = key?;
-            if key != "default" && is_identifier(&key) {
-                names.push(key);
-            }
-        }
-        for (i, key) in names.iter().enumerate() {
+    for (i, key) in names.iter().enumerate() {
+        if key != "default" && is_identifier(key) {
             source.push_str(&format!("const e{i} = m[\"{key}\"];\nexport {{ e{i} as {key} }};\n"));
         }
     }
-    Ok(source)
+    source
+}
+
+/// The own keys of `value`, to re-export.
+fn keys_of(value: &Value<'_>) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    if let Some(object) = value.as_object() {
+        for key in object.keys::<String>() {
+            names.push(key?);
+        }
+    }
+    Ok(names)
+}
+
+fn names_of(id: &str) -> Option<Vec<String>> {
+    MAP.with(|map| map.borrow().modules.get(id).and_then(|m| m.names.clone()))
 }
 
 /// The `require` machinery of node.js (`globalThis.__capsule_modules`).
@@ -214,7 +231,7 @@ impl Loader for MapLoader {
             let get: Function = machinery(ctx)?.get("builtin")?;
             let value: Value = get.call((builtin,))?;
             let getter = format!("globalThis.__capsule_modules.builtin({})", quote(builtin));
-            return Module::declare(ctx.clone(), name, facade_source(&getter, &value)?);
+            return Module::declare(ctx.clone(), name, facade(&getter, &keys_of(&value)?));
         }
         match kind_of(name).as_deref() {
             Some("esm") => {
@@ -222,10 +239,18 @@ impl Loader for MapLoader {
                 Module::declare(ctx.clone(), name, source)
             }
             Some(_) => {
-                let require: Function = machinery(ctx)?.get("requireId")?;
-                let value: Value = require.call((name,))?;
                 let getter = format!("globalThis.__capsule_modules.requireId({})", quote(name));
-                Module::declare(ctx.clone(), name, facade_source(&getter, &value)?)
+                // Imported by name only: the module runs when its facade is evaluated, in
+                // order. Otherwise it runs now, so that its keys can be exported.
+                let names = match names_of(name) {
+                    Some(names) => names,
+                    None => {
+                        let require: Function = machinery(ctx)?.get("requireId")?;
+                        let value: Value = require.call((name,))?;
+                        keys_of(&value)?
+                    }
+                };
+                Module::declare(ctx.clone(), name, facade(&getter, &names))
             }
             None => Err(Error::new_loading(name)),
         }
