@@ -370,3 +370,12 @@ fn javascript_console_format_specifiers_and_more_builtins() {
         json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "perf": "number"})
     );
 }
+
+#[test]
+fn javascript_builtin_stream() {
+    let result = ok(&builtins(), "streams", &[]);
+    assert_eq!(
+        result,
+        json!({"collected": ["A", "B", "C"], "iterated": [1, 2, 3], "viaEvents": "xy", "viaCallback": "1,2"})
+    );
+}

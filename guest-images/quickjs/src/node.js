@@ -2280,6 +2280,356 @@ if (typeof globalThis.queueMicrotask !== "function") {
   globalThis.queueMicrotask = (fn) => Promise.resolve().then(fn);
 }
 
+// ---- stream (a small subset: no backpressure, no readable mode) ---------------------------------
+
+function toChunk(stream, chunk, encoding) {
+  if (stream._objectMode || typeof chunk !== "string") return chunk;
+  return Buffer.from(chunk, encoding);
+}
+
+class Readable extends EventEmitter {
+  constructor(options = {}) {
+    super();
+    this._objectMode = Boolean(options.objectMode || options.readableObjectMode);
+    this._encoding = options.encoding ?? null;
+    this._buffer = [];
+    this._ended = false;
+    this._endEmitted = false;
+    this._flowing = null;
+    this._waiting = false;
+    this._scheduled = false;
+    this.readable = true;
+    this.destroyed = false;
+    if (typeof options.read === "function") this._read = options.read;
+    if (typeof options.destroy === "function") this._destroy = options.destroy;
+  }
+  _read() {}
+  _destroy(error, callback) {
+    callback(error);
+  }
+  push(chunk, encoding) {
+    this._waiting = false;
+    if (chunk === null) this._ended = true;
+    else this._buffer.push(toChunk(this, chunk, encoding));
+    this._schedule();
+    return !this._ended;
+  }
+  unshift(chunk) {
+    this._buffer.unshift(chunk);
+  }
+  setEncoding(encoding) {
+    this._encoding = encoding;
+    return this;
+  }
+  _decode(chunk) {
+    return this._encoding && chunk instanceof Uint8Array ? Buffer.from(chunk).toString(this._encoding) : chunk;
+  }
+  _schedule() {
+    if (this._scheduled || this._flowing !== true) return;
+    this._scheduled = true;
+    nextTick(() => {
+      this._scheduled = false;
+      this._flow();
+    });
+  }
+  _flow() {
+    while (this._flowing === true && !this.destroyed) {
+      if (this._buffer.length) {
+        this.emit("data", this._decode(this._buffer.shift()));
+        continue;
+      }
+      if (this._ended || this._waiting) break;
+      this._waiting = true;
+      this._read(16384);
+      if (this._waiting) break;
+    }
+    if (this._ended && this._buffer.length === 0 && !this._endEmitted) {
+      this._endEmitted = true;
+      this.readable = false;
+      nextTick(() => {
+        this.emit("end");
+        this.emit("close");
+      });
+    }
+  }
+  read() {
+    if (this._buffer.length === 0 && !this._ended) {
+      this._waiting = true;
+      this._read(16384);
+    }
+    if (this._buffer.length === 0) return null;
+    return this._decode(this._buffer.shift());
+  }
+  on(name, listener) {
+    super.on(name, listener);
+    if (name === "data" && this._flowing !== false) this.resume();
+    return this;
+  }
+  resume() {
+    this._flowing = true;
+    this._schedule();
+    return this;
+  }
+  pause() {
+    this._flowing = false;
+    return this;
+  }
+  isPaused() {
+    return this._flowing === false;
+  }
+  pipe(destination, options = {}) {
+    this.on("data", (chunk) => destination.write(chunk));
+    if (options.end !== false) this.once("end", () => destination.end());
+    return destination;
+  }
+  unpipe() {
+    this.removeAllListeners("data");
+    return this;
+  }
+  destroy(error) {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this._destroy(error ?? null, (err) => {
+      nextTick(() => {
+        if (err) this.emit("error", err);
+        this.emit("close");
+      });
+    });
+    return this;
+  }
+  async *[Symbol.asyncIterator]() {
+    const queue = [];
+    let done = false;
+    let failure = null;
+    let wake = null;
+    const notify = () => {
+      if (wake) {
+        const w = wake;
+        wake = null;
+        w();
+      }
+    };
+    this.on("data", (chunk) => {
+      queue.push(chunk);
+      notify();
+    });
+    this.once("end", () => {
+      done = true;
+      notify();
+    });
+    this.once("error", (error) => {
+      failure = error;
+      notify();
+    });
+    while (true) {
+      if (queue.length) yield queue.shift();
+      else if (failure) throw failure;
+      else if (done) return;
+      else await new Promise((resolve) => (wake = resolve));
+    }
+  }
+  static from(iterable, options = {}) {
+    const iterator = iterable[Symbol.asyncIterator] ? iterable[Symbol.asyncIterator]() : typeof iterable === "string" || iterable instanceof Uint8Array ? [iterable][Symbol.iterator]() : iterable[Symbol.iterator]();
+    const stream = new Readable({ objectMode: true, ...options });
+    stream._read = function () {
+      const next = iterator.next();
+      if (next instanceof Promise) {
+        next.then(
+          (result) => stream.push(result.done ? null : result.value),
+          (error) => stream.destroy(error),
+        );
+      } else stream.push(next.done ? null : next.value);
+    };
+    return stream;
+  }
+}
+
+const writableMethods = {
+  _initWritable(options) {
+    this._writeQueue = [];
+    this._writing = false;
+    this._ending = false;
+    this._finished = false;
+    this.writable = true;
+    this._decodeStrings = options.decodeStrings !== false;
+    this._writableObjectMode = Boolean(options.objectMode || options.writableObjectMode);
+    if (typeof options.write === "function") this._write = options.write;
+    if (typeof options.final === "function") this._final = options.final;
+  },
+  write(chunk, encoding, callback) {
+    if (typeof encoding === "function") [callback, encoding] = [encoding, undefined];
+    if (this._ending) {
+      const error = codedError(Error, "ERR_STREAM_WRITE_AFTER_END", "write after end");
+      nextTick(() => {
+        callback?.(error);
+        this.emit("error", error);
+      });
+      return false;
+    }
+    if (typeof chunk === "string" && this._decodeStrings && !this._writableObjectMode) chunk = Buffer.from(chunk, encoding);
+    this._writeQueue.push([chunk, encoding ?? "buffer", callback]);
+    this._drainWrites();
+    return true;
+  },
+  _drainWrites() {
+    if (this._writing) return;
+    const next = this._writeQueue.shift();
+    if (!next) {
+      if (this._ending && !this._finished) this._finishWrites();
+      return;
+    }
+    this._writing = true;
+    const [chunk, encoding, callback] = next;
+    this._write(chunk, encoding, (error) => {
+      this._writing = false;
+      callback?.(error ?? null);
+      if (error) {
+        this.emit("error", error);
+        return;
+      }
+      this._drainWrites();
+    });
+  },
+  _finishWrites() {
+    this._finished = true;
+    const done = (error) => {
+      if (error) {
+        this.emit("error", error);
+        return;
+      }
+      this.writable = false;
+      nextTick(() => {
+        this.emit("finish");
+        if (!(this instanceof Readable)) this.emit("close");
+      });
+    };
+    if (typeof this._final === "function") this._final(done);
+    else done();
+  },
+  end(chunk, encoding, callback) {
+    if (typeof chunk === "function") [callback, chunk] = [chunk, undefined];
+    if (typeof encoding === "function") [callback, encoding] = [encoding, undefined];
+    if (chunk !== undefined && chunk !== null) this.write(chunk, encoding);
+    if (callback) this.once("finish", callback);
+    this._ending = true;
+    this._drainWrites();
+    return this;
+  },
+  cork() {},
+  uncork() {},
+  setDefaultEncoding() {
+    return this;
+  },
+};
+
+class Writable extends EventEmitter {
+  constructor(options = {}) {
+    super();
+    this._initWritable(options);
+    this.destroyed = false;
+  }
+  _write(_chunk, _encoding, callback) {
+    callback();
+  }
+  destroy(error) {
+    this.destroyed = true;
+    nextTick(() => {
+      if (error) this.emit("error", error);
+      this.emit("close");
+    });
+    return this;
+  }
+}
+Object.assign(Writable.prototype, writableMethods);
+
+class Duplex extends Readable {
+  constructor(options = {}) {
+    super(options);
+    this._initWritable(options);
+  }
+  _write(_chunk, _encoding, callback) {
+    callback();
+  }
+}
+Object.assign(Duplex.prototype, writableMethods);
+
+class Transform extends Duplex {
+  constructor(options = {}) {
+    super(options);
+    if (typeof options.transform === "function") this._transform = options.transform;
+    if (typeof options.flush === "function") this._flush = options.flush;
+  }
+  _transform(chunk, _encoding, callback) {
+    callback(null, chunk);
+  }
+  _write(chunk, encoding, callback) {
+    this._transform(chunk, encoding, (error, data) => {
+      if (data !== undefined && data !== null) this.push(data);
+      callback(error);
+    });
+  }
+  _final(callback) {
+    const end = (error, data) => {
+      if (data !== undefined && data !== null) this.push(data);
+      this.push(null);
+      callback(error);
+    };
+    if (typeof this._flush === "function") this._flush(end);
+    else end();
+  }
+}
+
+class PassThrough extends Transform {}
+
+function finished(stream, callback) {
+  let called = false;
+  const done = (error) => {
+    if (!called) {
+      called = true;
+      callback(error ?? undefined);
+    }
+  };
+  stream.once("error", done);
+  stream.once("end", () => done());
+  stream.once("finish", () => done());
+  stream.once("close", () => done());
+  return () => {};
+}
+
+function pipeline(...streams) {
+  const callback = typeof streams[streams.length - 1] === "function" ? streams.pop() : () => {};
+  if (Array.isArray(streams[0])) streams = streams[0];
+  let called = false;
+  const done = (error) => {
+    if (!called) {
+      called = true;
+      callback(error);
+    }
+  };
+  for (let i = 0; i < streams.length; i++) {
+    streams[i].once("error", done);
+    if (i + 1 < streams.length) streams[i].pipe(streams[i + 1]);
+  }
+  const last = streams[streams.length - 1];
+  last.once(last instanceof Writable || last instanceof Duplex ? "finish" : "end", () => done());
+  return last;
+}
+
+const streamPromises = {
+  pipeline: (...streams) => new Promise((resolve, reject) => pipeline(...streams, (error) => (error ? reject(error) : resolve()))),
+  finished: (stream) => new Promise((resolve, reject) => finished(stream, (error) => (error ? reject(error) : resolve()))),
+};
+
+const streamModule = Object.assign(
+  class Stream extends EventEmitter {
+    pipe(destination) {
+      return Readable.prototype.pipe.call(this, destination);
+    }
+  },
+  { Readable, Writable, Duplex, Transform, PassThrough, pipeline, finished, promises: streamPromises },
+);
+streamModule.Stream = streamModule;
+
 // ---- querystring --------------------------------------------------------------------------------
 
 const querystring = {
@@ -2355,6 +2705,8 @@ const builtinModules = {
   module: moduleModule,
   perf_hooks: { performance: globalThis.performance },
   querystring,
+  stream: streamModule,
+  "stream/promises": streamPromises,
   os,
   path,
   "path/posix": path,
