@@ -248,10 +248,15 @@ impl Plan {
         for warning in &self.prepared.warnings {
             eprintln!("warning: {warning}");
         }
+        let shown = self.prepared.warnings.len();
         let bundle = self
             .compiler
             .compile_prepared(&self.source, self.prepared)
             .map_err(compile_error)?;
+        // What the guest noticed while the module's top level ran.
+        for warning in bundle.warnings.iter().skip(shown) {
+            eprintln!("warning: {warning}");
+        }
         let printed = bundle.build_output.trim_end();
         if !printed.is_empty() {
             eprintln!("{printed}");
