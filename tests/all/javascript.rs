@@ -369,7 +369,7 @@ fn javascript_console_format_specifiers_and_more_builtins() {
     assert_eq!(envelope["output"]["stderr"], json!("Set(1) { 1 }\n"));
     assert_eq!(
         envelope["result"],
-        json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "perf": "number"})
+        json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "local": "helper", "meta": true, "perf": "number"})
     );
 }
 
