@@ -16,7 +16,7 @@ use std::time::Instant;
 #[derive(clap::Parser)]
 #[command(after_help = BUILD_HELP)]
 pub struct BuildCommand {
-    /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
+    /// The task file (`.py`, `.js`, `.mjs`, `.cjs`, `.ts`, `.mts`, `.cts`); defaults to `[workflow] entrypoint` of ./capsule.toml.
     file: Option<PathBuf>,
 
     #[command(flatten)]

@@ -184,7 +184,8 @@ fn javascript_builtin_buffer_and_encodings() {
         json!({
             "length": 13, "hex": "686921", "base64": "aMOpbGxvIHfDtnJsZA==", "back": "héllo wörld",
             "joined": [1, 2, 9, 9], "read": "deadbeef", "slice": "héll", "isBuffer": true,
-            "text": "✓ ok", "atob": "binary\u{ff}", "json": "{\"type\":\"Buffer\",\"data\":[7]}"
+            "text": "✓ ok", "atob": "binary\u{ff}", "json": "{\"type\":\"Buffer\",\"data\":[7]}",
+            "fatal": ["TypeError", "ERR_ENCODING_INVALID_ENCODED_DATA"], "lossy": "a\u{fffd}"
         })
     );
 }
@@ -229,6 +230,7 @@ fn javascript_builtin_fs_sees_only_granted_directories() {
     assert_eq!(result["readOnly"], json!("read me"));
     assert_eq!(result["denied"], json!("EACCES"));
     assert_ne!(result["outside"], Value::Null);
+    assert_eq!(result["streamed"], json!("s1,s2"));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("work/a.txt")).expect("written"),
         "one\ntwo\nthree\n"
@@ -367,7 +369,7 @@ fn javascript_console_format_specifiers_and_more_builtins() {
     assert_eq!(envelope["output"]["stderr"], json!("Set(1) { 1 }\n"));
     assert_eq!(
         envelope["result"],
-        json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "perf": "number"})
+        json!({"parsed": {"a": ["1", "2"], "b": "x y"}, "stringified": "q=a%20b&n=1&n=2", "required": "a/b", "local": "helper", "meta": true, "perf": "number"})
     );
 }
 

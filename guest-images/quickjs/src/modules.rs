@@ -236,7 +236,23 @@ impl Loader for MapLoader {
         match kind_of(name).as_deref() {
             Some("esm") => {
                 let source = take_source(name).unwrap_or_default();
-                Module::declare(ctx.clone(), name, source)
+                let module = Module::declare(ctx.clone(), name, source)?;
+                // `import.meta.url` as Node has it: a file URL of the module (ids are relative to
+                // the project root, which the guest sees as `/`).
+                let path = if name.starts_with('/') {
+                    name.to_string()
+                } else {
+                    format!("/{name}")
+                };
+                let meta = module.meta()?;
+                meta.set("url", format!("file://{path}"))?;
+                let dirname = match path.rsplit_once('/') {
+                    Some((dir, _)) if !dir.is_empty() => dir.to_string(),
+                    _ => "/".to_string(),
+                };
+                meta.set("dirname", dirname)?;
+                meta.set("filename", path)?;
+                Ok(module)
             }
             Some(_) => {
                 let getter = format!("globalThis.__capsule_modules.requireId({})", quote(name));

@@ -134,9 +134,25 @@ pub fn install<'js>(ctx: &Ctx<'js>, host: &Object<'js>) -> Result<()> {
     )?;
     host.set(
         "utf8Decode",
-        Function::new(ctx.clone(), |data: TypedArray<'js, u8>| {
-            String::from_utf8_lossy(&bytes(&data)).into_owned()
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, data: TypedArray<'js, u8>, fatal: rquickjs::function::Opt<bool>| {
+                let data = bytes(&data);
+                match String::from_utf8(data) {
+                    Ok(text) => Ok(text),
+                    Err(_) if fatal.0 == Some(true) => {
+                        let error = Exception::from_message(
+                            ctx.clone(),
+                            "The encoded data was not valid for encoding utf-8",
+                        )?;
+                        error.set("name", "TypeError")?;
+                        error.set("code", "ERR_ENCODING_INVALID_ENCODED_DATA")?;
+                        Err(ctx.throw(error.into_value()))
+                    }
+                    Err(e) => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                }
+            },
+        )?,
     )?;
     host.set(
         "randomBytes",

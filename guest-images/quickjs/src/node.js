@@ -956,8 +956,7 @@ class TextDecoder {
   decode(input = new Uint8Array(0)) {
     const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     if (this._encoding !== "utf-8") return decodeBytes(bytes, this._encoding === "utf-16le" ? "utf16le" : "latin1");
-    let text = host.utf8Decode(bytes);
-    if (this.fatal && text.includes("\ufffd") && !bytes.includes(0xef)) throw codedError(TypeError, "ERR_ENCODING_INVALID_ENCODED_DATA", "The encoded data was not valid for encoding utf-8");
+    let text = host.utf8Decode(bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes), this.fatal);
     if (!this.ignoreBOM && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     return text;
   }
@@ -1765,11 +1764,55 @@ for (const [name, fn] of Object.entries(fsSync)) {
 }
 fs.exists = (file, callback) => nextTick(callback, fsSync.existsSync(file));
 fsPromises.constants = fs.constants;
-fs.createReadStream = () => {
-  throw notSupported("fs.createReadStream()");
+// Streams over whole files: read at once (in chunks of `highWaterMark`), written per chunk.
+fs.createReadStream = (file, options = {}) => {
+  const opts = typeof options === "string" ? { encoding: options } : options;
+  const stream = new streamModule.Readable({ encoding: opts.encoding ?? null });
+  const size = opts.highWaterMark ?? 65536;
+  let data = null;
+  let offset = 0;
+  stream.path = pathArg(file);
+  stream._read = () => {
+    try {
+      data ??= host.readFile(stream.path).subarray(opts.start ?? 0, opts.end === undefined ? undefined : opts.end + 1);
+    } catch (error) {
+      stream.destroy(error);
+      return;
+    }
+    if (offset >= data.length) {
+      stream.push(null);
+      return;
+    }
+    stream.push(Buffer.from(data.subarray(offset, offset + size)));
+    offset += size;
+  };
+  return stream;
 };
-fs.createWriteStream = () => {
-  throw notSupported("fs.createWriteStream()");
+fs.createWriteStream = (file, options = {}) => {
+  const opts = typeof options === "string" ? { encoding: options } : options;
+  const target = pathArg(file);
+  let first = opts.flags !== "a";
+  const stream = new streamModule.Writable({
+    write(chunk, encoding, callback) {
+      try {
+        host.writeFile(target, dataBytes(chunk, encoding === "buffer" ? undefined : encoding), !first);
+        first = false;
+        callback();
+      } catch (error) {
+        callback(error);
+      }
+    },
+    final(callback) {
+      try {
+        if (first) host.writeFile(target, new Uint8Array(0), false);
+        callback();
+      } catch (error) {
+        callback(error);
+      }
+    },
+  });
+  stream.path = target;
+  return stream;
 };
 fs.watch = () => {
   throw notSupported("fs.watch()");
