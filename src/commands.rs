@@ -4,10 +4,12 @@ mod build;
 mod inspect;
 mod keygen;
 mod run;
+mod run_code;
 mod verify;
 
 pub use build::BuildCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;
+pub use run_code::RunCodeCommand;
 pub use verify::VerifyCommand;

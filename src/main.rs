@@ -16,6 +16,7 @@ enum Cli {
     Build(commands::BuildCommand),
     Exec(capsule_runner::cli::ExecCommand),
     Run(commands::RunCommand),
+    RunCode(commands::RunCodeCommand),
     Worker(capsule_runner::cli::WorkerCommand),
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Run(c) => c.execute(),
+        Cli::RunCode(c) => c.execute(),
         Cli::Worker(c) => {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }

@@ -4,6 +4,7 @@
 mod cli;
 mod guests;
 mod hosts;
+mod interpreter;
 mod javascript;
 mod limits;
 mod projects;
