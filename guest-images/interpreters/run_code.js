@@ -2,9 +2,9 @@
 //
 // Built by Capsule's own pipeline like any task; each call runs one cell in a fresh instance of the
 // snapshot. A cell is a script: its completion value (the value of the last expression statement)
-// is the result. A cell using `await` at the top level runs as the body of an async function. The
+// is the result; `await` works at the top level. The
 // limits below are the most a call may have; `run-code` narrows them to its documented defaults.
-import { task } from "capsule";
+import { evaluateCell, task } from "capsule";
 
 const indirectEval = eval;
 
@@ -35,8 +35,8 @@ async function evaluate(code) {
   } catch (error) {
     const topLevelAwait = error instanceof SyntaxError && /\bawait\b/.test(code);
     if (!topLevelAwait) throw error;
-    const body = indirectEval(`(async () => {\n${code}\n})`);
-    return await body();
+    // A script with top-level await: QuickJS evaluates it as such, completion value included.
+    return await evaluateCell(code);
   }
 }
 

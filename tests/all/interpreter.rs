@@ -122,6 +122,11 @@ fn javascript_cells_return_their_completion_value() {
     assert_eq!(envelope["result"]["value"], 42);
     assert_eq!(envelope["output"]["stdout"], "hi\n");
     assert_eq!(value("javascript", "10n ** 20n")["format"], "repr");
+    // Top-level await, and the completion value after it.
+    assert_eq!(
+        value("javascript", "const n = await new Promise(r => setTimeout(() => r(20), 10));\nn + 1")["value"],
+        21
+    );
     let (code, envelope) = run_code("javascript", "null.x", &[]);
     assert_eq!(code, Some(1));
     assert_eq!(envelope["error"]["error_type"], "task_error");

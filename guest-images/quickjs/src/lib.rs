@@ -324,6 +324,15 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
             },
         )?,
     )?;
+    // A script with top-level `await` (the code interpreter's cells): a promise of
+    // `{ value: <completion value> }`.
+    host.set(
+        "evalAsync",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, code: String| -> rquickjs::Result<Promise<'js>> { ctx.eval_promise(code) },
+        )?,
+    )?;
     native::install(ctx, &host)?;
     ctx.globals().set("__capsule_host", host)
 }

@@ -104,6 +104,15 @@ export function readDir(path) {
  * Waits `ms` milliseconds. The task is single-threaded, so nothing else runs meanwhile; the
  * task's timeout still applies.
  */
+// The code interpreter's cells: evaluates a script in which `await` may appear at the top level
+// and resolves to its completion value (the value of its last expression statement).
+export async function evaluateCell(code) {
+  const completion = await host.evalAsync(code);
+  return completion !== null && typeof completion === "object" && "value" in completion
+    ? completion.value
+    : completion;
+}
+
 export function sleep(ms) {
   host.sleep(Number(ms));
   return Promise.resolve();
