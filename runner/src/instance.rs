@@ -291,6 +291,12 @@ fn classify_trap(error: &wasmtime::Error, task: &str, policy: &Policy) -> ErrorI
                 policy.timeout_ms
             ),
         ),
+        Some(Trap::StackOverflow) => (
+            ErrorType::StackOverflow,
+            format!(
+                "task `{task}` overflowed its call stack (runaway or too deep recursion): the wasm call stack is exhausted"
+            ),
+        ),
         Some(trap) => (
             ErrorType::Internal,
             format!("task `{task}` trapped: {trap}"),

@@ -280,3 +280,26 @@ fn mounts_bind_or_narrow_declared_directories_and_never_widen() {
         "{envelope}"
     );
 }
+
+#[test]
+fn r17_stack_exhaustion_is_a_stack_overflow_in_both_languages() {
+    for (source, args) in [
+        ("limits_stack.js", &[][..]),
+        ("limits_stack.py", &["--", "native"][..]),
+    ] {
+        let (code, envelope) = exec_json(&bundle(&fixture(source)), args);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        let (kind, message) = error_of(&envelope);
+        assert_eq!(kind, "stack_overflow", "{source}: {envelope}");
+        assert!(
+            message.contains("overflowed its call stack") && message.contains("recursion"),
+            "{source}: {message}"
+        );
+    }
+    // Python's own recursion limit, reached first by plain Python recursion, stays a task error.
+    let (code, envelope) = exec_json(&bundle(&fixture("limits_stack.py")), &["--", "plain"]);
+    assert_eq!(code, Some(1), "{envelope}");
+    let (kind, message) = error_of(&envelope);
+    assert_eq!(kind, "task_error", "{envelope}");
+    assert!(message.contains("RecursionError"), "{message}");
+}
