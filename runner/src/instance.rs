@@ -7,6 +7,7 @@ use crate::subtask::{self, SubTaskScope};
 use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
+use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -194,6 +195,8 @@ pub async fn attempt(
 ) -> AttemptOutcome {
     let fuel = policy.fuel();
     let deadline = scope.deadline;
+    let trace = scope.core.trace.clone();
+    let depth = scope.depth;
     let wasi = match wasi_context(environment, &output) {
         Ok(wasi) => wasi,
         Err(error) => {
@@ -220,8 +223,18 @@ pub async fn attempt(
         Ok(()) => {
             ticker::arm(&mut store, deadline);
             let run = async {
+                let started = Instant::now();
                 let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_run(&mut store, task, args_json).await
+                let indent = crate::runner::indent(depth);
+                trace.stage(&format!("{indent}instantiate"), started.elapsed(), || {
+                    format!("fresh instance of `{task}`")
+                });
+                let running = Instant::now();
+                let result = instance.call_run(&mut store, task, args_json).await;
+                trace.stage(&format!("{indent}run"), running.elapsed(), || {
+                    format!("task `{task}`")
+                });
+                result
             };
             match tokio::time::timeout_at(deadline.into(), run).await {
                 Err(_elapsed) => Err(ErrorInfo {

@@ -10,6 +10,22 @@ pub struct OutputArgs {
     /// Print exactly one JSON envelope on stdout (guest output is inside it, never beside it).
     #[arg(long)]
     pub json: bool,
+
+    /// Print stage timings (verify, load, instantiate, run), failed attempts and sub-task
+    /// lifecycle lines on stderr; stdout is unchanged.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl OutputArgs {
+    /// The trace `--verbose` asks for: lines on stderr, prefixed `capsule:`.
+    pub fn trace(&self) -> crate::Trace {
+        if self.verbose {
+            crate::Trace::new(|line| eprintln!("capsule: {line}"))
+        } else {
+            crate::Trace::default()
+        }
+    }
 }
 
 /// The task to call and its arguments.
