@@ -218,10 +218,13 @@ pub async fn attempt(
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
-    let called = match store.set_fuel(fuel) {
+    let fueled = store
+        .fuel_async_yield_interval(Some(ticker::FUEL_YIELD_INTERVAL))
+        .and_then(|()| store.set_fuel(fuel));
+    let called = match fueled {
         Err(e) => Err(internal(format!("cannot set fuel: {e:#}"))),
         Ok(()) => {
-            ticker::arm(&mut store, deadline);
+            let epoch_yield = ticker::arm(&mut store, deadline);
             let run = async {
                 let started = Instant::now();
                 let instance = pre.instantiate_async(&mut store).await?;
@@ -236,22 +239,22 @@ pub async fn attempt(
                 });
                 result
             };
-            match tokio::time::timeout_at(deadline.into(), run).await {
-                Err(_elapsed) => Err(ErrorInfo {
+            match ticker::UntilDeadline::new(run, deadline, epoch_yield).await {
+                None => Err(ErrorInfo {
                     error_type: ErrorType::Timeout,
                     message: format!(
-                        "task `{task}` exceeded its timeout of {} ms (while waiting in the host)",
+                        "task `{task}` exceeded its timeout of {} ms",
                         policy.timeout_ms
                     ),
                     traceback: None,
                 }),
-                Ok(Ok(Ok(json))) => Ok(json),
-                Ok(Ok(Err(guest))) => Err(ErrorInfo {
+                Some(Ok(Ok(json))) => Ok(json),
+                Some(Ok(Err(guest))) => Err(ErrorInfo {
                     error_type: ErrorType::from_guest(&guest.error_type),
                     message: guest.message,
                     traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
                 }),
-                Ok(Err(trap)) => Err(classify_trap(&trap, task, policy)),
+                Some(Err(trap)) => Err(classify_trap(&trap, task, policy)),
             }
         }
     };
