@@ -1,12 +1,14 @@
 //! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
 
 mod build;
+mod gc;
 mod inspect;
 mod keygen;
 mod run;
 mod verify;
 
 pub use build::BuildCommand;
+pub use gc::GcCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;

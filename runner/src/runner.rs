@@ -283,12 +283,17 @@ impl Runner {
             layers.push((dir, layer.mount.clone()));
         }
         // Remember the verification; a store that cannot be written only costs speed.
-        if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
+        if let Ok(stored) = self.store.put_blob(&entry.cwasm, cwasm) {
             let _ = self.store.record_bundle(
                 &bundle_digest,
                 &bundle.manifest_bytes,
                 bundle.signature.as_ref(),
             );
+            let index = self.store.index_path(&bundle_digest);
+            let mut used: Vec<&Path> = vec![&stored, &index];
+            used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+            self.store.use_entries(&used);
+            self.store.bound();
         }
         let loaded = self.loaded(manifest, signer, component, layers)?;
         self.trace.stage("load", loading.elapsed(), || {
@@ -325,6 +330,12 @@ impl Runner {
                 return Ok(None);
             };
             layers.push((dir, layer.mount.clone()));
+        }
+        // Kept from `capsule gc` while this process runs; gone already: verify in full instead.
+        let mut used: Vec<&Path> = vec![&cwasm];
+        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+        if !self.store.use_entries(&used) {
+            return Ok(None);
         }
         self.trace.stage("verify", started.elapsed(), || {
             format!(
@@ -390,6 +401,10 @@ impl Runner {
                 layer.mount.clone(),
             ));
         }
+        let mut used: Vec<&Path> = vec![&path];
+        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+        self.store.use_entries(&used);
+        self.store.bound();
         let mut loaded = self.loaded(manifest, signer, compiled, layers)?;
         loaded.compiled_locally = true;
         self.trace.stage("load", loading.elapsed(), || {
