@@ -7,6 +7,7 @@ use crate::subtask::{self, SubTaskScope};
 use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
+use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -194,6 +195,8 @@ pub async fn attempt(
 ) -> AttemptOutcome {
     let fuel = policy.fuel();
     let deadline = scope.deadline;
+    let trace = scope.core.trace.clone();
+    let depth = scope.depth;
     let wasi = match wasi_context(environment, &output) {
         Ok(wasi) => wasi,
         Err(error) => {
@@ -215,30 +218,43 @@ pub async fn attempt(
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
-    let called = match store.set_fuel(fuel) {
+    let fueled = store
+        .fuel_async_yield_interval(Some(ticker::FUEL_YIELD_INTERVAL))
+        .and_then(|()| store.set_fuel(fuel));
+    let called = match fueled {
         Err(e) => Err(internal(format!("cannot set fuel: {e:#}"))),
         Ok(()) => {
-            ticker::arm(&mut store, deadline);
+            let epoch_yield = ticker::arm(&mut store, deadline);
             let run = async {
+                let started = Instant::now();
                 let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_run(&mut store, task, args_json).await
+                let indent = crate::runner::indent(depth);
+                trace.stage(&format!("{indent}instantiate"), started.elapsed(), || {
+                    format!("fresh instance of `{task}`")
+                });
+                let running = Instant::now();
+                let result = instance.call_run(&mut store, task, args_json).await;
+                trace.stage(&format!("{indent}run"), running.elapsed(), || {
+                    format!("task `{task}`")
+                });
+                result
             };
-            match tokio::time::timeout_at(deadline.into(), run).await {
-                Err(_elapsed) => Err(ErrorInfo {
+            match ticker::UntilDeadline::new(run, deadline, epoch_yield).await {
+                None => Err(ErrorInfo {
                     error_type: ErrorType::Timeout,
                     message: format!(
-                        "task `{task}` exceeded its timeout of {} ms (while waiting in the host)",
+                        "task `{task}` exceeded its timeout of {} ms",
                         policy.timeout_ms
                     ),
                     traceback: None,
                 }),
-                Ok(Ok(Ok(json))) => Ok(json),
-                Ok(Ok(Err(guest))) => Err(ErrorInfo {
+                Some(Ok(Ok(json))) => Ok(json),
+                Some(Ok(Err(guest))) => Err(ErrorInfo {
                     error_type: ErrorType::from_guest(&guest.error_type),
                     message: guest.message,
                     traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
                 }),
-                Ok(Err(trap)) => Err(classify_trap(&trap, task, policy)),
+                Some(Err(trap)) => Err(classify_trap(&trap, task, policy)),
             }
         }
     };
@@ -289,6 +305,12 @@ fn classify_trap(error: &wasmtime::Error, task: &str, policy: &Policy) -> ErrorI
             format!(
                 "task `{task}` exceeded its timeout of {} ms",
                 policy.timeout_ms
+            ),
+        ),
+        Some(Trap::StackOverflow) => (
+            ErrorType::StackOverflow,
+            format!(
+                "task `{task}` overflowed its call stack (runaway or too deep recursion): the wasm call stack is exhausted"
             ),
         ),
         Some(trap) => (

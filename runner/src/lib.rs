@@ -26,6 +26,7 @@
 
 pub mod cli;
 mod error;
+pub mod gc;
 mod http;
 mod instance;
 mod limits;
@@ -35,9 +36,11 @@ mod runner;
 mod store;
 mod subtask;
 mod ticker;
+mod trace;
 pub mod worker;
 
 pub use error::Error;
 pub use http::HostRequest;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
+pub use trace::Trace;
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};

@@ -15,6 +15,8 @@ pub enum ErrorType {
     OutOfFuel,
     /// The task tried to grow its memory past `ram`.
     MemoryLimit,
+    /// The task exhausted its call stack (runaway or too deep recursion).
+    StackOverflow,
     /// The task touched a file it was not granted.
     PermissionDenied,
     /// The task called a host it was not allowed to.
@@ -48,6 +50,7 @@ impl ErrorType {
             ErrorType::Timeout => "timeout",
             ErrorType::OutOfFuel => "out_of_fuel",
             ErrorType::MemoryLimit => "memory_limit",
+            ErrorType::StackOverflow => "stack_overflow",
             ErrorType::PermissionDenied => "permission_denied",
             ErrorType::HostDenied => "host_denied",
             ErrorType::InvalidArgs => "invalid_args",

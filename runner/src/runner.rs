@@ -6,6 +6,7 @@ use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::{BundleKey, Store};
 use crate::subtask::{CallLog, SubTaskScope};
 use crate::ticker::EpochTicker;
+use crate::trace::Trace;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
 use capsule_packager::manifest::TargetEntry;
@@ -25,6 +26,7 @@ pub struct Runner {
     ticker: Arc<EpochTicker>,
     store: Store,
     compiler: Option<Arc<dyn LocalCompiler>>,
+    trace: Trace,
 }
 
 /// Compiles a bundle's portable component for this host when the bundle has no `.cwasm` this
@@ -51,6 +53,8 @@ pub(crate) struct BundleCore {
     pub pre: TaskPre<AttemptState>,
     /// Read-only layers: (host directory, guest mount point).
     pub layers: Vec<(PathBuf, String)>,
+    /// Where `--verbose` lines go.
+    pub trace: Trace,
 }
 
 /// What to run and with what.
@@ -195,6 +199,7 @@ impl Runner {
             ticker: Arc::new(ticker),
             store: Store::new(store_dir),
             compiler: None,
+            trace: Trace::default(),
         })
     }
 
@@ -205,10 +210,17 @@ impl Runner {
         self
     }
 
+    /// Reports stage timings, attempts and sub-tasks to `trace` (`--verbose`).
+    pub fn with_trace(mut self, trace: Trace) -> Self {
+        self.trace = trace;
+        self
+    }
+
     /// Reads, verifies and loads the bundle at `path`. Order: bounded read and manifest parse →
     /// signature against `trust` → every blob's sha256 → engine compatibility → only then native code is deserialized. A bundle
     /// whose exact bytes were verified before is loaded from the runner's store.
     pub fn open(&self, path: &Path, trust: &Trust) -> Result<LoadedBundle, Error> {
+        let started = Instant::now();
         let limits = ReadLimits::default();
         let host = Target::host().ok_or_else(|| {
             Error::Incompatible(format!(
@@ -229,7 +241,7 @@ impl Runner {
                 path: path.into(),
                 source,
             })?;
-            if let Some(loaded) = self.open_verified_before(&key, &host, trust)? {
+            if let Some(loaded) = self.open_verified_before(&key, &host, trust, started)? {
                 return Ok(loaded);
             }
         }
@@ -239,6 +251,14 @@ impl Runner {
         let unverified = BundleReader::new(limits).read_unverified(&bytes)?;
         let signer = trust.check(&unverified.manifest_bytes, unverified.signature.as_ref())?;
         let bundle = unverified.verify_blobs()?;
+        self.trace.stage("verify", started.elapsed(), || {
+            format!(
+                "read {} bytes, signature ({}), sha256 of every blob",
+                bytes.len(),
+                signer_text(signer)
+            )
+        });
+        let loading = Instant::now();
         let manifest = bundle.manifest.clone();
         let entry = match (select_target(&manifest, &host), &self.compiler) {
             (Ok(entry), _) => entry,
@@ -263,14 +283,23 @@ impl Runner {
             layers.push((dir, layer.mount.clone()));
         }
         // Remember the verification; a store that cannot be written only costs speed.
-        if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
+        if let Ok(stored) = self.store.put_blob(&entry.cwasm, cwasm) {
             let _ = self.store.record_bundle(
                 &bundle_digest,
                 &bundle.manifest_bytes,
                 bundle.signature.as_ref(),
             );
+            let index = self.store.index_path(&bundle_digest);
+            let mut used: Vec<&Path> = vec![&stored, &index];
+            used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+            self.store.use_entries(&used);
+            self.store.bound();
         }
-        self.loaded(manifest, signer, component, layers)
+        let loaded = self.loaded(manifest, signer, component, layers)?;
+        self.trace.stage("load", loading.elapsed(), || {
+            "deserialized the .cwasm, unpacked layers into the store, linked".into()
+        });
+        Ok(loaded)
     }
 
     /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
@@ -279,6 +308,7 @@ impl Runner {
         bundle: &BundleKey,
         host: &Target,
         trust: &Trust,
+        started: Instant,
     ) -> Result<Option<LoadedBundle>, Error> {
         let Some((manifest_bytes, signature)) = self.store.verified_manifest(bundle) else {
             return Ok(None);
@@ -301,11 +331,28 @@ impl Runner {
             };
             layers.push((dir, layer.mount.clone()));
         }
+        // Kept from `capsule gc` while this process runs; gone already: verify in full instead.
+        let mut used: Vec<&Path> = vec![&cwasm];
+        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+        if !self.store.use_entries(&used) {
+            return Ok(None);
+        }
+        self.trace.stage("verify", started.elapsed(), || {
+            format!(
+                "bundle digest seen before, signature ({})",
+                signer_text(signer)
+            )
+        });
+        let loading = Instant::now();
         // SAFETY: the file is in the runner-owned store, written read-only after its digest was
         // checked against a manifest; wasmtime checks version and settings again here.
         let component = unsafe { Component::deserialize_file(&self.engine, &cwasm) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
-        self.loaded(manifest, signer, component, layers).map(Some)
+        let loaded = self.loaded(manifest, signer, component, layers)?;
+        self.trace.stage("load", loading.elapsed(), || {
+            "mapped the .cwasm from the runner store, linked".into()
+        });
+        Ok(Some(loaded))
     }
 
     /// The fallback: compile the verified component for this host, or reuse an earlier result.
@@ -323,6 +370,7 @@ impl Runner {
         // Keyed by what went in: the component and the engine settings it is compiled for.
         let key =
             Digest::of(format!("{}\n{}", manifest.component, engine::fingerprint(host)).as_bytes());
+        let compiling = Instant::now();
         let path = match self.store.blob_path(&key) {
             Some(path) => path,
             None => {
@@ -331,9 +379,14 @@ impl Runner {
                         "no precompiled code for this host, and compiling it here failed: {e}"
                     ))
                 })?;
-                self.store.put_blob(&key, &cwasm)?
+                let path = self.store.put_blob(&key, &cwasm)?;
+                self.trace.stage("compile", compiling.elapsed(), || {
+                    "no code for this host in the bundle: compiled its component here".into()
+                });
+                path
             }
         };
+        let loading = Instant::now();
         // SAFETY: the code was compiled by the local compiler (in this process or an earlier
         // one) from a verified component, and kept in the runner-owned store.
         let compiled = unsafe { Component::deserialize_file(&self.engine, &path) }
@@ -348,8 +401,15 @@ impl Runner {
                 layer.mount.clone(),
             ));
         }
+        let mut used: Vec<&Path> = vec![&path];
+        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
+        self.store.use_entries(&used);
+        self.store.bound();
         let mut loaded = self.loaded(manifest, signer, compiled, layers)?;
         loaded.compiled_locally = true;
+        self.trace.stage("load", loading.elapsed(), || {
+            "code compiled on this host, from the runner store, linked".into()
+        });
         Ok(loaded)
     }
 
@@ -366,11 +426,20 @@ impl Runner {
                 manifest,
                 pre,
                 layers,
+                trace: self.trace.clone(),
             }),
             signer,
             _ticker: self.ticker.clone(),
             compiled_locally: false,
         })
+    }
+}
+
+fn signer_text(signer: Signer) -> String {
+    match signer {
+        Signer::Trusted(key) => format!("trusted key {}", key.key_id()),
+        Signer::Untrusted(key) => format!("untrusted key {}, allowed", key.key_id()),
+        Signer::Unsigned => "unsigned, allowed".into(),
     }
 }
 
@@ -577,6 +646,16 @@ pub(crate) async fn run_with_retries(
             Err(error) => error.error_type.is_retryable() && attempts <= policy.max_retries,
             Ok(_) => false,
         };
+        if let Err(error) = &outcome.result {
+            core.trace.line(|| {
+                format!(
+                    "{}attempt {attempts} of `{task}` failed: {}{}",
+                    indent(depth),
+                    error.error_type.as_str(),
+                    if retry { "; retrying" } else { "" }
+                )
+            });
+        }
         if !retry {
             return TaskRun {
                 result: outcome.result,
@@ -588,6 +667,11 @@ pub(crate) async fn run_with_retries(
             };
         }
     }
+}
+
+/// Trace lines of sub-tasks are indented by their depth.
+pub(crate) fn indent(depth: u32) -> String {
+    "  ".repeat(depth as usize)
 }
 
 /// Resolves the policy's `allowed_files` under `root`; a declared directory that is missing is

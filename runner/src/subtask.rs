@@ -132,6 +132,20 @@ async fn call(
     let policy = declared.policy.narrowed_for_subtask(&scope.policy, &left);
     let dirs = narrowed_dirs(&policy, &scope.dirs);
     let output: Outputs = store.data().output.clone();
+    let trace = &scope.core.trace;
+    let indent = crate::runner::indent(scope.depth + 1);
+    trace.line(|| {
+        format!(
+            "{indent}sub-task `{task}` (depth {}) starts: timeout {} ms, {} fuel, ram {} bytes, {} dir(s), {} host pattern(s), {} env variable(s)",
+            scope.depth + 1,
+            policy.timeout_ms,
+            policy.fuel(),
+            policy.ram_bytes,
+            dirs.len(),
+            policy.allowed_hosts.len(),
+            policy.env_variables.len()
+        )
+    });
     let started = Instant::now();
     let call = TaskCall {
         task,
@@ -143,6 +157,19 @@ async fn call(
     let run = run_with_retries(&scope.core, call, &scope.log, Some(output)).await;
     // The callee's compute came out of the caller's budget.
     let _ = store.set_fuel(fuel_left.saturating_sub(run.fuel_total));
+    trace.line(|| {
+        format!(
+            "{indent}sub-task `{task}` (depth {}) ended: {} after {} attempt(s), {:.3} ms, {} fuel",
+            scope.depth + 1,
+            match &run.result {
+                Ok(_) => "ok",
+                Err(error) => error.error_type.as_str(),
+            },
+            run.attempts,
+            crate::trace::millis(started.elapsed()),
+            run.fuel_total
+        )
+    });
     scope.log.push_subtask(SubTaskRecord {
         task_name: task.to_string(),
         depth: scope.depth + 1,

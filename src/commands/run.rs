@@ -34,7 +34,10 @@ impl RunCommand {
         let targets: Vec<Target> = Target::host().into_iter().collect();
         let plan = Plan::new(&file, None, &targets, &self.project, None)?;
         let bundle = plan.cache_path()?;
-        if !bundle.is_file() {
+        let started = std::time::Instant::now();
+        let trace = self.output.trace();
+        let cached = bundle.is_file();
+        if !cached {
             let compiled = plan.compile()?;
             let bytes = compiled.to_bytes(None).context("cannot write the bundle")?;
             if let Some(parent) = bundle.parent() {
@@ -46,7 +49,15 @@ impl RunCommand {
                 .with_context(|| format!("cannot write `{}`", staging.display()))?;
             std::fs::rename(&staging, &bundle)
                 .with_context(|| format!("cannot write `{}`", bundle.display()))?;
+            capsule_runner::gc::auto(&capsule_runner::cli::args::cache_dir()?);
         }
+        trace.stage("build", started.elapsed(), || {
+            if cached {
+                "bundle cached for this source".into()
+            } else {
+                "built the bundle".into()
+            }
+        });
         // The bundle was built from your source by this capsule into its own cache: there is no
         // signer to check, and its blobs are still verified against its manifest.
         let how = ExecHow {

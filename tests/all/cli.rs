@@ -246,3 +246,59 @@ fn help_documents_exit_codes() {
         );
     }
 }
+
+#[test]
+fn r17_a_fifty_megabyte_argument_comes_from_a_file_or_stdin() {
+    let bundle = bundle(&fixture("length.py"));
+    let size = 50 * 1024 * 1024;
+    let document = json!({ "args": ["x".repeat(size)] }).to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("args.json");
+    std::fs::write(&file, &document).expect("write args file");
+
+    let (code, envelope) = exec_json(&bundle, &["--args-file", &file.to_string_lossy()]);
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(envelope["result"], json!(size));
+
+    let mut child = capsule()
+        .arg("exec")
+        .arg(&bundle)
+        .args(["--json", "--args-json", "-", "--trust"])
+        .arg(&test_key().1)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsule exec");
+    let mut input = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        std::io::Write::write_all(&mut input, document.as_bytes()).expect("write stdin");
+    });
+    let output = child.wait_with_output().expect("wait for exec");
+    feeder.join().expect("feeder");
+    let envelope = crate::support::envelope(&output);
+    assert_eq!(output.status.code(), Some(0), "{envelope}");
+    assert_eq!(envelope["result"], json!(size));
+
+    // `run` takes the same flags; a file that is not JSON is a usage error naming it.
+    let small = dir.path().join("small.json");
+    std::fs::write(&small, r#"{"args": ["abc"]}"#).expect("write");
+    let output = capsule()
+        .arg("run")
+        .arg(fixture("length.py"))
+        .args(["--json", "--args-file"])
+        .arg(&small)
+        .output()
+        .expect("spawn capsule run");
+    assert_eq!(crate::support::envelope(&output)["result"], json!(3));
+    std::fs::write(&small, "not json").expect("write");
+    let (code, envelope) = exec_json(&bundle, &["--args-file", &small.to_string_lossy()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(envelope["error"]["error_type"], "invalid_args");
+    assert!(
+        envelope["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--args-file") && m.contains("small.json")),
+        "{envelope}"
+    );
+}

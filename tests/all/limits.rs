@@ -280,3 +280,49 @@ fn mounts_bind_or_narrow_declared_directories_and_never_widen() {
         "{envelope}"
     );
 }
+
+#[test]
+fn r17_stack_exhaustion_is_a_stack_overflow_in_both_languages() {
+    for (source, args) in [
+        ("limits_stack.js", &[][..]),
+        ("limits_stack.py", &["--", "native"][..]),
+    ] {
+        let (code, envelope) = exec_json(&bundle(&fixture(source)), args);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        let (kind, message) = error_of(&envelope);
+        assert_eq!(kind, "stack_overflow", "{source}: {envelope}");
+        assert!(
+            message.contains("overflowed its call stack") && message.contains("recursion"),
+            "{source}: {message}"
+        );
+    }
+    // Python's own recursion limit, reached first by plain Python recursion, stays a task error.
+    let (code, envelope) = exec_json(&bundle(&fixture("limits_stack.py")), &["--", "plain"]);
+    assert_eq!(code, Some(1), "{envelope}");
+    let (kind, message) = error_of(&envelope);
+    assert_eq!(kind, "task_error", "{envelope}");
+    assert!(message.contains("RecursionError"), "{message}");
+}
+
+#[test]
+fn r17_fuel_consumed_is_exact_when_a_deadline_stops_a_loop() {
+    for source in ["limits_cpu.py", "limits_cpu.js"] {
+        let bundle = bundle(&fixture(source));
+        // The same loop, once stopped by its fuel (exactly 1e9 by construction)...
+        let (_, by_fuel) = exec_json(&bundle, &["--compute", "LOW"]);
+        assert_eq!(error_of(&by_fuel).0, "out_of_fuel", "{source}: {by_fuel}");
+        let fuel_rate = 1e9 / by_fuel["execution"]["duration_ms"].as_f64().expect("ms");
+        // ...and once by its deadline: the fuel it reports must match the time it ran. (Before,
+        // a tight loop reported only what it burnt before its last call: 1/700 of it.)
+        let (code, by_time) = exec_json(&bundle, &["--timeout", "600ms"]);
+        assert_eq!(code, Some(1), "{source}: {by_time}");
+        assert_eq!(error_of(&by_time).0, "timeout", "{source}: {by_time}");
+        let fuel = by_time["execution"]["fuel_consumed"].as_f64().expect("fuel");
+        let time_rate = fuel / by_time["execution"]["duration_ms"].as_f64().expect("ms");
+        let ratio = time_rate / fuel_rate;
+        assert!(
+            (0.1..10.0).contains(&ratio),
+            "{source}: {fuel} fuel in 600 ms is {ratio:.3} times the rate of the fuel-stopped run"
+        );
+    }
+}

@@ -184,3 +184,58 @@ fn a_subtask_is_retried_as_its_own_policy_says() {
         );
     }
 }
+
+#[test]
+fn r17_verbose_prints_stages_and_subtask_lifecycle_on_stderr_only() {
+    let bundle = bundle(&fixture("subtasks.py"));
+    let work = project();
+    let exec = |extra: &[&str], case: &str| {
+        crate::support::capsule()
+            .current_dir(work.path())
+            .arg("exec")
+            .arg(&bundle)
+            .args(["--json", "--trust"])
+            .arg(&crate::support::test_key().1)
+            .args(extra)
+            .args(["--", case])
+            .output()
+            .expect("spawn capsule exec")
+    };
+    let output = exec(&["--verbose"], "nested");
+    let envelope = crate::support::envelope(&output);
+    assert_eq!(output.status.code(), Some(0), "{envelope}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for stage in ["verify", "load", "instantiate", "run", "total"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("capsule: {stage} ")))
+            .unwrap_or_else(|| panic!("no `{stage}` line in:\n{stderr}"));
+        assert!(line.contains(" ms"), "{line}");
+    }
+    for expected in [
+        "sub-task `main` (depth 1) starts: timeout",
+        "sub-task `echo` (depth 2) starts:",
+        "sub-task `echo` (depth 2) ended: ok after 1 attempt(s)",
+        "sub-task `main` (depth 1) ended: ok after 1 attempt(s)",
+    ] {
+        assert!(stderr.contains(expected), "no `{expected}` in:\n{stderr}");
+    }
+    // Failed attempts and their retries are told too.
+    let output = exec(&["-v"], "retries");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(crate::support::envelope(&output)["success"], true);
+    assert!(
+        stderr.contains("attempt 1 of `flaky` failed: task_error; retrying")
+            && stderr.contains("attempt 3 of `flaky` failed: task_error\n")
+            && stderr.contains("sub-task `flaky` (depth 1) ended: task_error after 3 attempt(s)"),
+        "{stderr}"
+    );
+    // Without the flag, none of it.
+    let quiet = exec(&[], "nested");
+    assert_eq!(crate::support::envelope(&quiet)["result"], envelope["result"]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("capsule:"),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}

@@ -10,6 +10,22 @@ pub struct OutputArgs {
     /// Print exactly one JSON envelope on stdout (guest output is inside it, never beside it).
     #[arg(long)]
     pub json: bool,
+
+    /// Print stage timings (verify, load, instantiate, run), failed attempts and sub-task
+    /// lifecycle lines on stderr; stdout is unchanged.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl OutputArgs {
+    /// The trace `--verbose` asks for: lines on stderr, prefixed `capsule:`.
+    pub fn trace(&self) -> crate::Trace {
+        if self.verbose {
+            crate::Trace::new(|line| eprintln!("capsule: {line}"))
+        } else {
+            crate::Trace::default()
+        }
+    }
 }
 
 /// The task to call and its arguments.
@@ -20,9 +36,14 @@ pub struct TaskArgs {
     pub task: Option<String>,
 
     /// All arguments as JSON: an array of positional arguments, or an object
-    /// `{"args": [...], "kwargs": {...}}`.
-    #[arg(long, value_name = "JSON", conflicts_with = "args")]
+    /// `{"args": [...], "kwargs": {...}}`; `-` reads the document from stdin.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["args", "args_file"])]
     pub args_json: Option<String>,
+
+    /// Read the `--args-json` document from FILE (arguments of any size: the OS limits a
+    /// command line to a few megabytes).
+    #[arg(long, value_name = "FILE", conflicts_with = "args")]
+    pub args_file: Option<PathBuf>,
 
     /// Positional task arguments, after `--`. Each is parsed as JSON when it is valid JSON
     /// (`5`, `true`, `[1,2]`, `"quoted"`), and passed as a string otherwise.
@@ -81,13 +102,25 @@ impl TaskArgs {
     /// The `{"args": [...], "kwargs": {...}}` document the guest receives.
     pub fn request_json(&self) -> anyhow::Result<String> {
         use serde_json::Value;
-        match &self.args_json {
-            Some(text) => {
-                let value = serde_json::from_str::<Value>(text)
-                    .context("`--args-json` is not valid JSON")?;
-                args_document(Some(&value), None, "`--args-json`").map_err(anyhow::Error::msg)
+        let document = |text: &str, what: &str| {
+            let value = serde_json::from_str::<Value>(text)
+                .with_context(|| format!("{what} is not valid JSON"))?;
+            args_document(Some(&value), None, what).map_err(anyhow::Error::msg)
+        };
+        match (&self.args_json, &self.args_file) {
+            (Some(dash), _) if dash == "-" => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                    .context("cannot read `--args-json -` from stdin")?;
+                document(&text, "`--args-json -` (stdin)")
             }
-            None => {
+            (Some(text), _) => document(text, "`--args-json`"),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read `--args-file` `{}`", file.display()))?;
+                document(&text, &format!("`--args-file` `{}`", file.display()))
+            }
+            (None, None) => {
                 let args: Vec<Value> = self
                     .args
                     .iter()

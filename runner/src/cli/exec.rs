@@ -78,7 +78,10 @@ pub fn exec_bundle(
     };
     let request = task.request_json().map_err(usage)?;
     let narrow = task.narrowing().map_err(usage)?;
-    let mut runner = Runner::new(cache_dir()?.join("store"))?;
+    let started = std::time::Instant::now();
+    let trace = output.trace();
+    let mut runner = Runner::new(cache_dir()?.join("store"))?.with_trace(trace.clone());
+    trace.stage("engine", started.elapsed(), || "created".into());
     if let Some(compiler) = &how.compiler {
         runner = runner.with_local_compiler(compiler.clone());
     }
@@ -100,6 +103,7 @@ pub fn exec_bundle(
             mounts: task.mount.clone(),
         })
     });
+    trace.stage("total", started.elapsed(), || "in the runner".into());
     match outcome {
         Ok(envelope) => Ok(report::print_envelope(&envelope, output.json)),
         Err(error) => {

@@ -6,9 +6,9 @@
 //! slower than one for short calls. Separate processes share no address space, so they scale.
 //!
 //! The parent only routes lines: each request goes to the child with the fewest unanswered ones,
-//! answers are copied to stdout as they come, one line at a time. Requests a child leaves
-//! unanswered (it died) are answered here with an `internal` envelope, so every line still gets
-//! its answer.
+//! answers are copied to stdout as they come, one line at a time. When a child dies (killed,
+//! crashed), its reader answers every request it held with an `internal` envelope at once, and the
+//! next request finds the slot replaced by a fresh child, so later requests succeed.
 
 use crate::{Envelope, ErrorType};
 use anyhow::{Context, bail};
@@ -16,15 +16,16 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-/// One child worker and the requests it has not answered yet.
-struct Worker {
-    child: Child,
-    input: Option<ChildStdin>,
-    pending: Arc<Mutex<Pending>>,
-}
+/// A slot whose children die this many times in a row without answering anything stays down
+/// (its requests go to the other slots): a child that cannot start must not be restarted forever.
+const MAX_FAILED_STARTS: u32 = 3;
+
+type Stdout = Arc<Mutex<std::io::Stdout>>;
 
 /// Unanswered requests of one child: how many in all (for routing), and by id text (to answer
 /// for them if the child dies).
@@ -32,6 +33,10 @@ struct Worker {
 struct Pending {
     total: usize,
     by_id: HashMap<String, u32>,
+    /// The child's stdout ended (it exited): nothing more may be routed to it.
+    closed: bool,
+    /// The child answered at least one request.
+    answered_any: bool,
 }
 
 impl Pending {
@@ -41,12 +46,197 @@ impl Pending {
     }
 
     fn answered(&mut self, id: &str) {
+        self.answered_any = true;
         if let Some(count) = self.by_id.get_mut(id) {
             self.total -= 1;
             *count -= 1;
             if *count == 0 {
                 self.by_id.remove(id);
             }
+        }
+    }
+}
+
+/// One child worker process, its input, and the thread copying its answers.
+struct Worker {
+    child: Child,
+    input: Option<ChildStdin>,
+    pending: Arc<Mutex<Pending>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn(program: &Path, args: &[String], stdout: &Stdout) -> anyhow::Result<Self> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start a worker process")?;
+        let output = BufReader::new(child.stdout.take().context("worker stdout")?);
+        let pending: Arc<Mutex<Pending>> = Arc::default();
+        let (answered, out) = (pending.clone(), stdout.clone());
+        let reader = std::thread::spawn(move || forward(output, &answered, &out));
+        Ok(Worker {
+            input: child.stdin.take(),
+            child,
+            pending,
+            reader: Some(reader),
+        })
+    }
+
+    /// Stops feeding the child, waits for its answers and for it; true if it exited with 0.
+    fn finish(&mut self) -> bool {
+        drop(self.input.take());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.child.wait().is_ok_and(|status| status.success())
+    }
+}
+
+/// A place for one child, replaced when it dies.
+struct Slot {
+    worker: Option<Worker>,
+    failed_starts: u32,
+}
+
+/// Runs `processes` children (`child_args` after the program) and routes stdin/stdout through
+/// them until EOF; returns the exit code.
+pub fn serve(processes: usize, child_args: &[String]) -> anyhow::Result<u8> {
+    let program = std::env::current_exe().context("cannot find this program to start workers")?;
+    let stdout: Stdout = Arc::new(Mutex::new(std::io::stdout()));
+    let mut slots = Vec::new();
+    for _ in 0..processes {
+        slots.push(Slot {
+            worker: Some(Worker::spawn(&program, child_args, &stdout)?),
+            failed_starts: 0,
+        });
+    }
+    let pool = Pool {
+        program,
+        args: child_args.to_vec(),
+        stdout,
+    };
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("cannot read stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        for slot in &mut slots {
+            pool.replace_if_dead(slot);
+        }
+        pool.route(&mut slots, &line);
+    }
+    let mut all_ok = true;
+    for slot in &mut slots {
+        if let Some(worker) = &mut slot.worker {
+            all_ok &= worker.finish();
+        }
+    }
+    if !all_ok {
+        bail!("a worker process failed (its unanswered requests were answered as `internal`)");
+    }
+    Ok(0)
+}
+
+/// What it takes to start a child.
+struct Pool {
+    program: PathBuf,
+    args: Vec<String>,
+    stdout: Stdout,
+}
+
+impl Pool {
+    /// Sends `line` to the live child with the fewest unanswered requests, or answers it as lost
+    /// when no child is left.
+    fn route(&self, slots: &mut [Slot], line: &str) {
+        let id = id_of(line);
+        // The child with the fewest unanswered requests (a full pipe blocks here: back-pressure).
+        let chosen = slots
+            .iter_mut()
+            .filter_map(|slot| slot.worker.as_mut())
+            .filter(|w| w.input.is_some())
+            .filter_map(|w| {
+                let (closed, total) = {
+                    let pending = lock(&w.pending);
+                    (pending.closed, pending.total)
+                };
+                (!closed).then_some((total, w))
+            })
+            .min_by_key(|(total, _)| *total)
+            .map(|(_, w)| w);
+        let Some(worker) = chosen else {
+            answer_lost(&self.stdout, &id);
+            return;
+        };
+        {
+            // Checked again under the lock the reader takes when the child's output ends: either
+            // the line is recorded before (and the reader answers it) or it is not sent at all.
+            let mut pending = lock(&worker.pending);
+            if pending.closed {
+                drop(pending);
+                answer_lost(&self.stdout, &id);
+                return;
+            }
+            pending.add(id);
+        }
+        let sent = worker
+            .input
+            .as_mut()
+            .map(|input| writeln!(input, "{line}").and_then(|()| input.flush()));
+        if !matches!(sent, Some(Ok(()))) {
+            // That child is gone; its reader answers what it left, this line included.
+            worker.input = None;
+        }
+    }
+
+    /// Replaces the slot's child if it has exited (its reader already answered what it held).
+    fn replace_if_dead(&self, slot: &mut Slot) {
+        let Some(worker) = &mut slot.worker else {
+            return;
+        };
+        let (closed, answered_any) = {
+            let pending = lock(&worker.pending);
+            (pending.closed, pending.answered_any)
+        };
+        if !closed {
+            return;
+        }
+        let pid = worker.child.id();
+        drop(worker.input.take());
+        if let Some(reader) = worker.reader.take() {
+            let _ = reader.join();
+        }
+        let status = worker
+            .child
+            .wait()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| format!("unknown status ({e})"));
+        slot.failed_starts = if answered_any {
+            0
+        } else {
+            slot.failed_starts + 1
+        };
+        slot.worker = None;
+        if slot.failed_starts >= MAX_FAILED_STARTS {
+            eprintln!(
+                "error: worker process {pid} exited ({status}); its slot failed {MAX_FAILED_STARTS} times in a row and stays down"
+            );
+            return;
+        }
+        match Worker::spawn(&self.program, &self.args, &self.stdout) {
+            Ok(fresh) => {
+                eprintln!(
+                    "warning: worker process {pid} exited ({status}); its unanswered requests were answered as `internal`, process {} replaces it",
+                    fresh.child.id()
+                );
+                slot.worker = Some(fresh);
+            }
+            Err(e) => eprintln!(
+                "error: worker process {pid} exited ({status}) and could not be replaced: {e:#}"
+            ),
         }
     }
 }
@@ -64,85 +254,14 @@ fn id_of(line: &str) -> String {
         .unwrap_or_else(|_| Value::Null.to_string())
 }
 
-/// Runs `processes` children (`child_args` after the program) and routes stdin/stdout through
-/// them until EOF; returns the exit code.
-pub fn serve(processes: usize, child_args: &[String]) -> anyhow::Result<u8> {
-    let program = std::env::current_exe().context("cannot find this program to start workers")?;
-    let stdout = Arc::new(Mutex::new(std::io::stdout()));
-    let mut workers = Vec::new();
-    let mut readers = Vec::new();
-    for _ in 0..processes {
-        let mut child = Command::new(&program)
-            .args(child_args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start a worker process")?;
-        let output = BufReader::new(child.stdout.take().context("worker stdout")?);
-        let pending: Arc<Mutex<Pending>> = Arc::default();
-        let (answered, out) = (pending.clone(), stdout.clone());
-        readers.push(std::thread::spawn(move || forward(output, &answered, &out)));
-        workers.push(Worker {
-            input: child.stdin.take(),
-            child,
-            pending,
-        });
-    }
-    for line in std::io::stdin().lock().lines() {
-        let line = line.context("cannot read stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let id = id_of(&line);
-        // The child with the fewest unanswered requests (a full pipe blocks here: back-pressure).
-        let Some(worker) = workers
-            .iter_mut()
-            .filter(|w| w.input.is_some())
-            .min_by_key(|w| lock(&w.pending).total)
-        else {
-            answer_lost(&stdout, &id);
-            continue;
-        };
-        lock(&worker.pending).add(id.clone());
-        let sent = worker
-            .input
-            .as_mut()
-            .map(|input| writeln!(input, "{line}").and_then(|()| input.flush()));
-        if !matches!(sent, Some(Ok(()))) {
-            // That child is gone; its reader answers what it left, this line included.
-            worker.input = None;
-        }
-    }
-    for worker in &mut workers {
-        drop(worker.input.take());
-    }
-    let mut all_ok = true;
-    for (worker, reader) in workers.iter_mut().zip(readers) {
-        let _ = reader.join();
-        all_ok &= worker.child.wait().is_ok_and(|status| status.success());
-        let left: Vec<(String, u32)> = std::mem::take(&mut lock(&worker.pending).by_id)
-            .into_iter()
-            .collect();
-        for (id, count) in left {
-            for _ in 0..count {
-                answer_lost(&stdout, &id);
-            }
-        }
-    }
-    if !all_ok {
-        bail!("a worker process failed (its unanswered requests were answered as `internal`)");
-    }
-    Ok(0)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Copies a child's answers to stdout, a whole line at a time.
+/// Copies a child's answers to stdout, a whole line at a time; when the child's output ends,
+/// answers every request it still held with an `internal` envelope.
 fn forward(output: impl BufRead, pending: &Mutex<Pending>, stdout: &Mutex<std::io::Stdout>) {
     for line in output.lines() {
         let Ok(line) = line else { break };
@@ -150,6 +269,17 @@ fn forward(output: impl BufRead, pending: &Mutex<Pending>, stdout: &Mutex<std::i
         lock(pending).answered(&id);
         let mut out = lock(stdout);
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+    let left = {
+        let mut pending = lock(pending);
+        pending.closed = true;
+        pending.total = 0;
+        std::mem::take(&mut pending.by_id)
+    };
+    for (id, count) in left {
+        for _ in 0..count {
+            answer_lost(stdout, &id);
+        }
     }
 }
 
