@@ -1,7 +1,6 @@
 //! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
 
 mod build;
-mod gc;
 mod inspect;
 mod keygen;
 mod run;
@@ -9,7 +8,6 @@ mod run_code;
 mod verify;
 
 pub use build::BuildCommand;
-pub use gc::GcCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;

@@ -21,7 +21,6 @@ enum Cli {
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
-    Gc(commands::GcCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,9 +37,7 @@ fn main() -> ExitCode {
         Cli::Inspect(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),
-        Cli::Gc(c) => c.execute(),
     };
-    capsule_runner::gc::release();
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(capsule_runner::cli::report::print_error(&error)),

@@ -26,7 +26,6 @@
 
 pub mod cli;
 mod error;
-pub mod gc;
 mod http;
 mod instance;
 mod limits;

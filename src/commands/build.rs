@@ -101,14 +101,7 @@ impl BuildCommand {
             );
         }
         if self.check_reproducible {
-            check_reproducible(
-                &file,
-                &bytes,
-                key.as_ref(),
-                &self.target,
-                &self.project,
-                out.as_deref(),
-            )?;
+            check_reproducible(&file, &bytes, key.as_ref(), &self.target, &self.project, out.as_deref())?;
         }
         let out = out.unwrap_or(cached);
         write_bundle(
@@ -125,7 +118,6 @@ impl BuildCommand {
             started.elapsed().as_secs_f64()
         );
         println!("{}", out.display());
-        capsule_runner::gc::auto(&cache_dir()?);
         Ok(0)
     }
 }
@@ -224,11 +216,7 @@ impl Plan {
         };
         let cache = match cache {
             Some(dir) => dir.to_path_buf(),
-            None => {
-                // `capsule gc` leaves the compiler caches alone while this process uses them.
-                capsule_runner::gc::mark_in_use(&cache_dir()?, &["compiler".into()]);
-                cache_dir()?.join("compiler")
-            }
+            None => cache_dir()?.join("compiler"),
         };
         let mut compiler = Compiler::new(cache)
             .targets(targets.to_vec())
@@ -250,9 +238,9 @@ impl Plan {
     /// Where `run` and a plain `build` keep this bundle: keyed by everything that goes into it.
     pub fn cache_path(&self) -> anyhow::Result<PathBuf> {
         let key = self.compiler.input_key(&self.source, &self.prepared);
-        let name = format!("bundles/{}.capsule", key.hex());
-        capsule_runner::gc::mark_in_use(&cache_dir()?, std::slice::from_ref(&name));
-        Ok(cache_dir()?.join(name))
+        Ok(cache_dir()?
+            .join("bundles")
+            .join(format!("{}.capsule", key.hex())))
     }
 
     /// Runs the pipeline; prints the build's warnings and what the module's top level printed.

@@ -49,7 +49,6 @@ impl RunCommand {
                 .with_context(|| format!("cannot write `{}`", staging.display()))?;
             std::fs::rename(&staging, &bundle)
                 .with_context(|| format!("cannot write `{}`", bundle.display()))?;
-            capsule_runner::gc::auto(&capsule_runner::cli::args::cache_dir()?);
         }
         trace.stage("build", started.elapsed(), || {
             if cached {

@@ -2,7 +2,6 @@
 //! guests (built by guest-images/build.sh) and the real runner. Nothing is mocked.
 
 mod cli;
-mod gc;
 mod guests;
 mod hosts;
 mod interpreter;
