@@ -256,9 +256,8 @@ fn limits_hold_in_the_worker_as_in_exec() {
         assert_eq!(error["error_type"], "timeout", "{source}: {answer}");
         let message = error["message"].as_str().unwrap_or_default();
         assert!(message.contains("300 ms"), "{source}: {message}");
+        // Left running, the sleep would end at the task's own 1 s (naming 1000 ms) or after 30 s.
         assert!(started.elapsed() < Duration::from_millis(2000), "{source}");
-        let ran = answer["envelope"]["execution"]["duration_ms"].as_f64().unwrap_or(f64::MAX);
-        assert!(ran < 600.0, "{source}: ran {ran} ms");
     }
     // A request's own timeout narrows further; a wider one is refused.
     let sleep = bundle(&fixture("limits_sleep.py"));
