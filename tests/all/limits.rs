@@ -63,12 +63,13 @@ fn a_cpu_loop_is_stopped_at_its_timeout() {
         assert_eq!(code, Some(1), "{source}: {envelope}");
         assert_eq!(error_of(&envelope).0, "timeout", "{source}");
         assert!(error_of(&envelope).1.contains("1000 ms"), "{source}");
-        // The guest is stopped at the deadline; the whole process may take longer on a machine
-        // loaded by the rest of the suite (a loop left running would take minutes).
+        // The guest is stopped at the deadline (its own clock says so); the whole process may take
+        // longer on a machine loaded by the rest of the suite (3.99 s seen). A loop left running
+        // would end out of fuel instead, and a sleep after 30 s.
         let ran = envelope["execution"]["duration_ms"].as_f64().unwrap_or(f64::MAX);
         assert!(ran < 1150.0, "{source}: the task ran {ran} ms");
         assert!(
-            took < Duration::from_millis(3000),
+            took < Duration::from_secs(10),
             "{source}: the whole exec took {took:?}"
         );
     }
@@ -87,7 +88,7 @@ fn a_sleep_past_the_timeout_is_stopped() {
         let ran = envelope["execution"]["duration_ms"].as_f64().unwrap_or(f64::MAX);
         assert!(ran < 1150.0, "{source}: the task ran {ran} ms");
         assert!(
-            started.elapsed() < Duration::from_millis(3500),
+            started.elapsed() < Duration::from_secs(10),
             "{source}: {:?}",
             started.elapsed()
         );
