@@ -256,8 +256,9 @@ fn limits_hold_in_the_worker_as_in_exec() {
         assert_eq!(error["error_type"], "timeout", "{source}: {answer}");
         let message = error["message"].as_str().unwrap_or_default();
         assert!(message.contains("300 ms"), "{source}: {message}");
-        // Left running, the sleep would end at the task's own 1 s (naming 1000 ms) or after 30 s.
-        assert!(started.elapsed() < Duration::from_millis(2000), "{source}");
+        // Left running, the sleep would end at the task's own 1 s (naming 1000 ms) or after 30 s;
+        // the wall-clock bound only leaves room for a machine loaded by the suite.
+        assert!(started.elapsed() < Duration::from_secs(10), "{source}");
     }
     // A request's own timeout narrows further; a wider one is refused.
     let sleep = bundle(&fixture("limits_sleep.py"));
