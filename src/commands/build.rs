@@ -101,7 +101,14 @@ impl BuildCommand {
             );
         }
         if self.check_reproducible {
-            check_reproducible(&file, &bytes, key.as_ref(), &self.target, &self.project, out.as_deref())?;
+            check_reproducible(
+                &file,
+                &bytes,
+                key.as_ref(),
+                &self.target,
+                &self.project,
+                out.as_deref(),
+            )?;
         }
         let out = out.unwrap_or(cached);
         write_bundle(

@@ -24,7 +24,12 @@ pub struct RunCodeCommand {
     language: Language,
 
     /// The code to run.
-    #[arg(short = 'c', long = "code", value_name = "CODE", conflicts_with = "file")]
+    #[arg(
+        short = 'c',
+        long = "code",
+        value_name = "CODE",
+        conflicts_with = "file"
+    )]
     code: Option<String>,
 
     /// A file holding the code, or `-` for stdin.
@@ -66,7 +71,9 @@ fn parse_language(text: &str) -> Result<Language, String> {
     match text {
         "python" | "py" => Ok(Language::Python),
         "javascript" | "js" => Ok(Language::Javascript),
-        other => Err(format!("unknown language `{other}`; expected python or javascript")),
+        other => Err(format!(
+            "unknown language `{other}`; expected python or javascript"
+        )),
     }
 }
 
@@ -110,7 +117,10 @@ pub fn interpreter_bundle(language: Language) -> anyhow::Result<PathBuf> {
     lock.lock()
         .with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
     if !bundle.is_file() {
-        eprintln!("building the {} interpreter (once per machine)...", language.name());
+        eprintln!(
+            "building the {} interpreter (once per machine)...",
+            language.name()
+        );
         let compiled = plan.compile()?;
         let bytes = compiled.to_bytes(None).context("cannot write the bundle")?;
         if let Some(parent) = bundle.parent() {
@@ -149,7 +159,9 @@ impl RunCodeCommand {
             }
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|e| usage(format!("cannot read `{}`: {e}", path.display())))?,
-            (None, None) => bail!(usage("give the code with -c CODE, a FILE, or - for stdin".into())),
+            (None, None) => bail!(usage(
+                "give the code with -c CODE, a FILE, or - for stdin".into()
+            )),
         };
         let narrow = match narrowing(&self.timeout, &self.ram, &self.compute) {
             Ok(narrow) => narrow,
@@ -183,7 +195,10 @@ impl RunCodeCommand {
         let envelope = match outcome {
             Ok(envelope) => envelope,
             Err(error) => {
-                let message = format!("cannot run the {} interpreter: {error}", self.language.name());
+                let message = format!(
+                    "cannot run the {} interpreter: {error}",
+                    self.language.name()
+                );
                 if self.output.json {
                     report::print_envelope(
                         &Envelope::refused(TASK, error.error_type(), message.clone()),
@@ -207,8 +222,13 @@ fn narrowing(timeout: &str, ram: &str, compute: &str) -> anyhow::Result<Narrowin
     use capsule_packager::policy::{parse_compute, parse_ram, parse_timeout};
     let text = |s: &str| serde_json::Value::String(s.to_string());
     Ok(Narrowing {
-        timeout: Some(parse_timeout(&text(timeout)).map_err(|e| anyhow::anyhow!("invalid `--timeout`: {e}"))?),
-        ram_bytes: Some(parse_ram(&text(ram)).map_err(|e| anyhow::anyhow!("invalid `--ram`: {e}"))?),
+        timeout: Some(
+            parse_timeout(&text(timeout))
+                .map_err(|e| anyhow::anyhow!("invalid `--timeout`: {e}"))?,
+        ),
+        ram_bytes: Some(
+            parse_ram(&text(ram)).map_err(|e| anyhow::anyhow!("invalid `--ram`: {e}"))?,
+        ),
         fuel: Some(
             parse_compute(&text(compute))
                 .map(|c| c.fuel())

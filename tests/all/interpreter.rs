@@ -44,7 +44,10 @@ fn python_cells_return_their_final_expression_and_output() {
     );
     // Not JSON: the repr, and it says so; the stdlib imports at run time.
     let got = value("python", "import fractions\nfractions.Fraction(1, 3) + 1");
-    assert_eq!(got, json!({"format": "repr", "value": null, "repr": "Fraction(4, 3)"}));
+    assert_eq!(
+        got,
+        json!({"format": "repr", "value": null, "repr": "Fraction(4, 3)"})
+    );
     // Statements only: no value; output captured.
     let (code, envelope) = run_code("python", "for i in range(3):\n    print(i)", &[]);
     assert_eq!(code, Some(0));
@@ -52,7 +55,10 @@ fn python_cells_return_their_final_expression_and_output() {
     assert_eq!(envelope["output"]["stdout"], "0\n1\n2\n");
     // Top-level await.
     assert_eq!(
-        value("python", "import asyncio\nawait asyncio.sleep(0.01)\n'slept'")["value"],
+        value(
+            "python",
+            "import asyncio\nawait asyncio.sleep(0.01)\n'slept'"
+        )["value"],
         "slept"
     );
 }
@@ -62,15 +68,24 @@ fn python_cell_errors_carry_the_cells_line_numbers() {
     let (code, envelope) = run_code("python", "a = 1\nb = 0\na / b", &[]);
     assert_eq!(code, Some(1));
     assert_eq!(envelope["error"]["error_type"], "task_error");
-    assert_eq!(envelope["error"]["message"], "ZeroDivisionError: division by zero");
+    assert_eq!(
+        envelope["error"]["message"],
+        "ZeroDivisionError: division by zero"
+    );
     let traceback = envelope["error"]["traceback"].as_str().unwrap_or_default();
     assert!(traceback.contains("File \"<cell>\", line 3"), "{traceback}");
-    assert!(!traceback.contains("_cells.py"), "interpreter frames leak: {traceback}");
+    assert!(
+        !traceback.contains("_cells.py"),
+        "interpreter frames leak: {traceback}"
+    );
 
     let (code, envelope) = run_code("python", "def f(:\n    pass", &[]);
     assert_eq!(code, Some(1));
     assert!(
-        envelope["error"]["message"].as_str().unwrap_or_default().starts_with("SyntaxError"),
+        envelope["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("SyntaxError"),
         "{envelope:#}"
     );
 
@@ -87,20 +102,38 @@ fn python_cell_errors_carry_the_cells_line_numbers() {
 fn cells_hit_the_default_limits() {
     ready();
     let started = Instant::now();
-    let (code, envelope) = run_code("python", "while True:\n    pass", &["--timeout", "1s", "--compute", "HIGH"]);
+    let (code, envelope) = run_code(
+        "python",
+        "while True:\n    pass",
+        &["--timeout", "1s", "--compute", "HIGH"],
+    );
     assert_eq!(code, Some(1));
     assert_eq!(envelope["error"]["error_type"], "timeout", "{envelope:#}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 
     // The default memory cap is 256MB.
     let (code, envelope) = run_code("python", "x = bytearray(400 * 1024 * 1024)\nlen(x)", &[]);
     assert_eq!(code, Some(1));
-    assert_eq!(envelope["error"]["error_type"], "memory_limit", "{envelope:#}");
+    assert_eq!(
+        envelope["error"]["error_type"], "memory_limit",
+        "{envelope:#}"
+    );
 
     // The default compute is MEDIUM: a long loop runs out of fuel.
-    let (code, envelope) = run_code("javascript", "let s = 0; for (;;) { s++ }", &["--timeout", "2m"]);
+    let (code, envelope) = run_code(
+        "javascript",
+        "let s = 0; for (;;) { s++ }",
+        &["--timeout", "2m"],
+    );
     assert_eq!(code, Some(1));
-    assert_eq!(envelope["error"]["error_type"], "out_of_fuel", "{envelope:#}");
+    assert_eq!(
+        envelope["error"]["error_type"], "out_of_fuel",
+        "{envelope:#}"
+    );
 
     // Limits only narrow what the interpreter allows (2GiB at most); bad values are usage errors.
     let (code, envelope) = run_code("python", "1", &["--ram", "3GiB"]);
@@ -124,11 +157,20 @@ fn javascript_cells_return_their_completion_value() {
     assert_eq!(value("javascript", "10n ** 20n")["format"], "repr");
     // Top-level await, and the completion value after it.
     assert_eq!(
-        value("javascript", "const n = await new Promise(r => setTimeout(() => r(20), 10));\nn + 1")["value"],
+        value(
+            "javascript",
+            "const n = await new Promise(r => setTimeout(() => r(20), 10));\nn + 1"
+        )["value"],
         21
     );
     let (code, envelope) = run_code("javascript", "null.x", &[]);
     assert_eq!(code, Some(1));
     assert_eq!(envelope["error"]["error_type"], "task_error");
-    assert!(envelope["error"]["message"].as_str().unwrap_or_default().contains("TypeError"), "{envelope:#}");
+    assert!(
+        envelope["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TypeError"),
+        "{envelope:#}"
+    );
 }

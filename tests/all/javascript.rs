@@ -47,7 +47,11 @@ fn javascript_readme_hello_ts_runs() {
         .expect("spawn capsule run");
     assert_success(&output, "capsule run hello.ts");
     let envelope = crate::support::envelope(&output);
-    assert_eq!(envelope["result"], json!("Hello from Capsule!"), "{envelope}");
+    assert_eq!(
+        envelope["result"],
+        json!("Hello from Capsule!"),
+        "{envelope}"
+    );
 }
 
 #[test]
@@ -62,7 +66,10 @@ fn javascript_typescript_project_enum_class_namespace() {
 #[test]
 fn javascript_json_import() {
     let result = ok(&project("ts-project/src/app.ts"), "json", &[]);
-    assert_eq!(result, json!({"name": "capsule-ts", "limits": {"retries": 2}}));
+    assert_eq!(
+        result,
+        json!({"name": "capsule-ts", "limits": {"retries": 2}})
+    );
 }
 
 #[test]
@@ -94,7 +101,10 @@ fn javascript_typescript_stack_names_original_file_and_line() {
 fn javascript_unresolvable_import_names_file_and_specifier() {
     let stderr = build_fails(&project("bad-import/main.ts"));
     assert!(stderr.contains("main.ts:2:24"), "{stderr}");
-    assert!(stderr.contains("cannot import `./missing-helper`: no such file"), "{stderr}");
+    assert!(
+        stderr.contains("cannot import `./missing-helper`: no such file"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -123,7 +133,14 @@ fn javascript_timers_and_microtasks_in_node_order() {
     let result = ok(&builtins(), "timers", &[]);
     assert_eq!(
         result["log"],
-        json!(["nextTick", "promise", "microtask", "immediate", "timeout 0", "timeout 20"])
+        json!([
+            "nextTick",
+            "promise",
+            "microtask",
+            "immediate",
+            "timeout 0",
+            "timeout 20"
+        ])
     );
     assert_eq!(result["ticks"], json!(3));
     assert_eq!(result["waited"], json!(true));
@@ -165,7 +182,10 @@ fn javascript_builtin_events() {
 #[test]
 fn javascript_builtin_util() {
     let result = ok(&builtins(), "utils", &[]);
-    assert_eq!(result["format"], json!("Ada is 36.5 years and 42% {\"a\":1}"));
+    assert_eq!(
+        result["format"],
+        json!("Ada is 36.5 years and 42% {\"a\":1}")
+    );
     assert_eq!(
         result["inspect"],
         json!("{ a: [ 1, 2, { b: [Map] } ], s: 'x', n: null }")
@@ -337,7 +357,10 @@ fn javascript_randomness_at_build_time_is_a_warning() {
     assert_success(&output, "capsule build");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("warning:"), "{stderr}");
-    assert!(stderr.contains("crypto.randomUUID() at random_top.js:3"), "{stderr}");
+    assert!(
+        stderr.contains("crypto.randomUUID() at random_top.js:3"),
+        "{stderr}"
+    );
     // The frozen value repeats; the one drawn in the task does not.
     let bundle = bundle(&source);
     let (_, first) = exec_json(&bundle, &[]);
@@ -363,7 +386,9 @@ fn javascript_console_format_specifiers_and_more_builtins() {
     assert_eq!(code, Some(0), "{envelope}");
     assert_eq!(
         envelope["output"]["stdout"],
-        json!("cart has 3 items costing 42% { a: [ 1 ] }\n{ nested: { list: [ 1, 'two' ], map: Map(1) { 'k' => 1 } } } tail\n styled\n"),
+        json!(
+            "cart has 3 items costing 42% { a: [ 1 ] }\n{ nested: { list: [ 1, 'two' ], map: Map(1) { 'k' => 1 } } } tail\n styled\n"
+        ),
         "{envelope}"
     );
     assert_eq!(envelope["output"]["stderr"], json!("Set(1) { 1 }\n"));

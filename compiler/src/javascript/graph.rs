@@ -123,8 +123,13 @@ pub fn build(root: &Path, entry: &Path, entry_source: &[u8]) -> Result<Graph, Er
                 }
                 Target::Missing(message) => {
                     if in_package && import.kind != ImportKind::Static {
-                        graph.deferred.push(format!("{place}: `{}`: {message}", import.specifier));
-                        format!("!cannot load `{}` (required at {place}): {message}", import.specifier)
+                        graph
+                            .deferred
+                            .push(format!("{place}: `{}`: {message}", import.specifier));
+                        format!(
+                            "!cannot load `{}` (required at {place}): {message}",
+                            import.specifier
+                        )
                     } else {
                         let verb = match import.kind {
                             ImportKind::Require => "require",

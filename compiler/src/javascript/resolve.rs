@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn builtins_and_sdk() {
         let resolver = ModuleResolver::new();
-        assert_eq!(resolver.resolve(Path::new("/"), "@capsule-run/sdk", false), Target::Sdk);
+        assert_eq!(
+            resolver.resolve(Path::new("/"), "@capsule-run/sdk", false),
+            Target::Sdk
+        );
         assert_eq!(
             resolver.resolve(Path::new("/"), "node:path", false),
             Target::Builtin("path".into())

@@ -284,7 +284,12 @@ impl<'a> Visit<'a> for Imports<'_> {
                 .filter(|s| !s.export_kind.is_type())
                 .map(|s| s.local.name().to_string())
                 .collect();
-            self.add(&it.source.value, it.source.span, ImportKind::Static, Some(names));
+            self.add(
+                &it.source.value,
+                it.source.span,
+                ImportKind::Static,
+                Some(names),
+            );
         }
     }
 
@@ -330,8 +335,11 @@ mod tests {
 
     #[test]
     fn detects_commonjs_and_requires() {
-        let out = transpile(Path::new("m.js"), "const x = require('x');\nmodule.exports = x;\n")
-            .expect("parses");
+        let out = transpile(
+            Path::new("m.js"),
+            "const x = require('x');\nmodule.exports = x;\n",
+        )
+        .expect("parses");
         assert_eq!(out.kind, Kind::Cjs);
         assert_eq!(out.imports[0].kind, ImportKind::Require);
         assert_eq!(out.code, "const x = require('x');\nmodule.exports = x;\n");
@@ -339,7 +347,8 @@ mod tests {
 
     #[test]
     fn syntax_error_has_a_place() {
-        let error = transpile(Path::new("m.ts"), "const a = 1;\nconst b: = 2;\n").expect_err("fails");
+        let error =
+            transpile(Path::new("m.ts"), "const a = 1;\nconst b: = 2;\n").expect_err("fails");
         assert_eq!(error.line, 2);
     }
 }
