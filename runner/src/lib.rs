@@ -28,6 +28,7 @@ pub mod cli;
 mod error;
 mod http;
 mod instance;
+mod language;
 mod limits;
 mod outcome;
 mod output;
@@ -40,6 +41,7 @@ pub mod worker;
 
 pub use error::Error;
 pub use http::HostRequest;
+pub use language::Language;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};
 pub use trace::Trace;

@@ -4,7 +4,7 @@ use capsule_packager::engine::Target;
 use capsule_packager::sign::Trust;
 use capsule_runner::cli::args::{OutputArgs, cache_dir};
 use capsule_runner::cli::report::{self, EXIT_USAGE, Refusal};
-use capsule_runner::{CallOptions, Envelope, ErrorType, Narrowing, Runner};
+use capsule_runner::{CallOptions, Envelope, ErrorType, Language, Narrowing, Runner};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -58,23 +58,8 @@ With --json the envelope's `result` is {\"format\": \"json\"|\"repr\"|\"none\", 
 the final expression's value as JSON when it can be, else its repr.\n\n\
 Exit status:\n  0  the cell ran\n  1  the cell raised, or hit a limit (timeout, out_of_fuel, memory_limit)\n  2  usage error";
 
-/// An interpreter language.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Language {
-    /// CPython 3.11.
-    Python,
-    /// QuickJS-ng.
-    Javascript,
-}
-
 fn parse_language(text: &str) -> Result<Language, String> {
-    match text {
-        "python" | "py" => Ok(Language::Python),
-        "javascript" | "js" => Ok(Language::Javascript),
-        other => Err(format!(
-            "unknown language `{other}`; expected python or javascript"
-        )),
-    }
+    text.parse()
 }
 
 /// The interpreter sources; built like any task file.
@@ -83,17 +68,30 @@ const JAVASCRIPT_INTERPRETER: &str = include_str!("../../guest-images/interprete
 /// The task every interpreter bundle exports.
 const TASK: &str = "run_code";
 
-impl Language {
-    fn name(self) -> &'static str {
-        match self {
-            Language::Python => "python",
-            Language::Javascript => "javascript",
-        }
-    }
+/// Where an installed package (the Python wheel, the npm package) ships prebuilt interpreters:
+/// `<prefix>/share/capsule/interpreters/<language>.capsule` next to `<prefix>/bin/capsule`. They
+/// come with the binary and are trusted like it (their blobs are still verified against their
+/// manifest before anything loads).
+pub fn shipped_interpreter(language: Language) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let prefix = exe.parent()?.parent()?;
+    let bundle = prefix
+        .join("share/capsule/interpreters")
+        .join(format!("{}.capsule", language.name()));
+    bundle.is_file().then_some(bundle)
 }
 
-/// The interpreter bundle for `language`, built into the cache on first use. Returns its path.
+/// The interpreter bundle for `language`: the one shipped with this binary, else the one built
+/// into the cache on first use. Returns its path.
 pub fn interpreter_bundle(language: Language) -> anyhow::Result<PathBuf> {
+    if let Some(shipped) = shipped_interpreter(language) {
+        return Ok(shipped);
+    }
+    built_interpreter(language)
+}
+
+/// The interpreter bundle for `language` built by this binary into the cache (on first use).
+pub fn built_interpreter(language: Language) -> anyhow::Result<PathBuf> {
     let (file, source) = match language {
         Language::Python => ("run_code.py", PYTHON_INTERPRETER),
         Language::Javascript => ("run_code.js", JAVASCRIPT_INTERPRETER),
