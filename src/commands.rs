@@ -11,5 +11,5 @@ pub use build::BuildCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;
-pub use run_code::RunCodeCommand;
+pub use run_code::{RunCodeCommand, interpreters_for_worker};
 pub use verify::VerifyCommand;
