@@ -3,6 +3,7 @@
 mod build;
 mod inspect;
 mod keygen;
+mod mcp;
 mod run;
 mod run_code;
 mod verify;
@@ -10,6 +11,7 @@ mod verify;
 pub use build::BuildCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
+pub use mcp::McpCommand;
 pub use run::RunCommand;
 pub use run_code::{RunCodeCommand, interpreters_for_worker};
 pub use verify::VerifyCommand;

@@ -18,6 +18,7 @@ enum Cli {
     Run(commands::RunCommand),
     RunCode(commands::RunCodeCommand),
     Worker(capsule_runner::cli::WorkerCommand),
+    Mcp(commands::McpCommand),
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Cli::Worker(c) => local_compiler::host_compiler().and_then(|compiler| {
             c.execute(Some(compiler), Some(commands::interpreters_for_worker()))
         }),
+        Cli::Mcp(c) => local_compiler::host_compiler().and_then(|compiler| c.execute(compiler)),
         Cli::Inspect(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),

@@ -7,6 +7,7 @@ mod hosts;
 mod interpreter;
 mod javascript;
 mod limits;
+mod mcp;
 mod projects;
 mod sessions;
 mod subtasks;
