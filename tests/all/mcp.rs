@@ -157,6 +157,10 @@ fn stdio_runs_cells_sessions_and_files_with_typed_errors() {
         call("run_python", json!({"code": "1", "timeout": "soon"})),
         call("run_python", json!({"code": "1", "colour": "red"})),
         call("no_such_tool", json!({})),
+        call("create_session", json!({"language": "python"})),
+        {"op": "call", "name": "run_python", "read_timeout": 1.0,
+         "arguments": {"code": "while True:\n    pass", "session_id": "$session_id", "timeout": "60s"}},
+        call("run_python", json!({"code": "1", "session_id": "$session_id"})),
     ]);
     // HIGH fuel, so that the CPU loop meets its 1 s timeout before it runs out of fuel.
     let out = play(&steps, &stdio(&["--compute", "HIGH"]));
@@ -259,6 +263,25 @@ fn stdio_runs_cells_sessions_and_files_with_typed_errors() {
     assert!(rpc_error(&s[18]).contains("argument `timeout`"));
     assert!(rpc_error(&s[19]).contains("unknown argument `colour`"));
     assert!(rpc_error(&s[20]).contains("unknown tool `no_such_tool`"));
+
+    // A client that gives up cancels the call: the cell stops (long before its 60 s timeout or
+    // its fuel), and its session is closed.
+    ok(&s[21]);
+    assert!(s[22].get("error").is_some(), "abandoned: {}", s[22]);
+    let lost = failed(&s[23]);
+    assert_eq!(lost["error_type"], "session_lost", "{lost}");
+    assert!(
+        lost["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cancel"),
+        "{lost}"
+    );
+    let seconds = out["seconds"][23].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        seconds < 5.0,
+        "the cancelled cell kept its session busy for {seconds:.2}s"
+    );
 }
 
 /// `capsule mcp --http 127.0.0.1:0`, with the URL it prints.

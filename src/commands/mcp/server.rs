@@ -116,8 +116,13 @@ impl ServerHandler for CapsuleServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request).await
+        // A client's `notifications/cancelled` drops the call, which sends the worker a `cancel`
+        // for it (a cancelled session cell ends its session, as in the worker protocol).
+        tokio::select! {
+            result = self.call(request) => result,
+            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
+        }
     }
 }
