@@ -326,7 +326,7 @@ impl Drop for HttpServer {
 
 #[test]
 fn http_sessions_outlive_the_client_connection() {
-    let server = HttpServer::start(&[]);
+    let server = HttpServer::start(&["--compute", "HIGH"]);
     let transport = ["http".to_string(), server.url.clone()];
     let first = play(
         &json!([
@@ -336,6 +336,10 @@ fn http_sessions_outlive_the_client_connection() {
             call("run_javascript", json!({"code": "let total = 40", "session_id": "$session_id"})),
             call("run_javascript", json!({"code": "total += 1", "session_id": "$session_id"})),
             call("run_python", json!({"code": 5})),
+            call("write_file", json!({"session_id": "$session_id", "path": "/workspace/in/n.txt", "content": "héllo"})),
+            call("list_files", json!({"session_id": "$session_id"})),
+            call("read_file", json!({"session_id": "$session_id", "path": "in/n.txt"})),
+            call("run_python", json!({"code": "while True:\n    pass", "timeout": "1s"})),
         ]),
         &transport,
     );
@@ -349,6 +353,15 @@ fn http_sessions_outlive_the_client_connection() {
     ok(&s[3]);
     assert_eq!(ok(&s[4])["result"]["value"], 41);
     assert!(rpc_error(&s[5]).contains("`code`"));
+    assert_eq!(ok(&s[6])["written"], 6);
+    assert_eq!(
+        ok(&s[7])["files"][1],
+        json!({"path": "in/n.txt", "type": "file", "size": 6})
+    );
+    assert_eq!(ok(&s[8])["content"], "héllo");
+    assert_eq!(failed(&s[9])["error_type"], "timeout");
+    let seconds = first["seconds"][9].as_f64().unwrap_or(f64::MAX);
+    assert!(seconds < 2.0, "the 1s timeout took {seconds:.2}s over HTTP");
 
     // A second client process, a new MCP connection: the session is still there.
     let second = play(
