@@ -88,15 +88,25 @@ impl WorkerClient {
         answer
     }
 
+    fn cancel(&self, target: u64) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancel = serde_json::json!({"id": id, "op": "cancel", "target": target});
+        self.send(cancel.to_string());
+    }
+
     fn send(&self, line: String) -> bool {
         lock(&self.lines)
             .as_ref()
             .is_some_and(|lines| lines.send(line).is_ok())
     }
 
-    /// Closes the worker's input (it answers what is running, closes its sessions and returns)
-    /// and waits for its threads.
+    /// Cancels what is still running, closes the worker's input (it answers what is running,
+    /// closes its sessions, deleting their workspaces, and returns) and waits for its threads.
     pub fn shut_down(&self) {
+        let running: Vec<u64> = lock(&self.pending).keys().copied().collect();
+        for target in running {
+            self.cancel(target);
+        }
         lock(&self.lines).take();
         let threads = std::mem::take(&mut *lock(&self.threads));
         for thread in threads {
@@ -116,9 +126,7 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
             lock(&self.client.pending).remove(&self.target);
-            let id = self.client.next_id.fetch_add(1, Ordering::Relaxed);
-            let cancel = serde_json::json!({"id": id, "op": "cancel", "target": self.target});
-            self.client.send(cancel.to_string());
+            self.client.cancel(self.target);
         }
     }
 }
