@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 /// The cache areas, relative to the cache directory, whose entries [`collect`] may remove.
 pub const AREAS: &[&str] = &[
+    "store/bundles-id",
     "store/bundles-b3",
     "store/blobs",
     "store/layers-v2",

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-use crate::store::{BundleKey, Store};
+use crate::store::{BundleKey, FileIdentity, Store};
 use crate::subtask::{CallLog, SubTaskScope};
 use crate::ticker::EpochTicker;
 use crate::trace::Trace;
@@ -236,12 +236,26 @@ impl Runner {
             })?
             .len();
         if size <= limits.max_bundle_bytes {
+            // An unchanged file (same identity) was hashed before: skip hashing its bytes.
+            let identity = FileIdentity::of(path);
+            if let Some(key) = identity
+                .as_ref()
+                .and_then(|id| self.store.key_by_identity(id))
+                && let Some(loaded) = self.open_verified_before(&key, &host, trust, started)?
+            {
+                return Ok(loaded);
+            }
             let key = BundleKey::of_file(path).map_err(|source| capsule_packager::Error::Io {
                 action: "read",
                 path: path.into(),
                 source,
             })?;
             if let Some(loaded) = self.open_verified_before(&key, &host, trust, started)? {
+                if let Some(identity) = identity
+                    && FileIdentity::of(path).as_ref() == Some(&identity)
+                {
+                    self.store.record_identity(&identity, &key);
+                }
                 return Ok(loaded);
             }
         }

@@ -4,6 +4,9 @@
 //! Layout under the store directory (created `0700`; files are written once, atomically, and made
 //! read-only; every name is a sha256):
 //!
+//! - `bundles-id/<BLAKE3 of a file identity>`: the BLAKE3 key of a bundle file whose identity
+//!   (device, inode, size, mtime, ctime; see [`FileIdentity`]) was the same before and after it was
+//!   hashed, so a warm `exec` of an unchanged file skips hashing it;
 //! - `bundles-b3/<BLAKE3 of the bundle file>`: the digest of that bundle's manifest and its signature
 //!   entry, written only after every blob of the bundle matched its manifest (the signature is
 //!   checked again, against the trust of the moment, at every use);
@@ -24,6 +27,56 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const BUNDLES_DIR: &str = "bundles-b3";
+const IDENTITIES_DIR: &str = "bundles-id";
+
+/// A file's identity as the kernel keeps it: device, inode, size, modification and status-change
+/// times (nanoseconds). Any write to the file, a rename over it or a `touch` changes the
+/// status-change time, which no user can set back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileIdentity(String);
+
+impl FileIdentity {
+    /// The identity of the file at `path`, or `None` where the platform does not give one or the
+    /// file changed within the last [`SETTLED`] (timestamps come from a coarse clock, so a change
+    /// right after this look might keep them).
+    pub fn of(path: &Path) -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = fs::metadata(path).ok()?;
+            let changed = std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    meta.ctime().try_into().ok()?,
+                    meta.ctime_nsec().try_into().ok()?,
+                );
+            if std::time::SystemTime::now().duration_since(changed).ok()? < SETTLED {
+                return None;
+            }
+            Some(FileIdentity(format!(
+                "{}:{}:{}:{}.{}:{}.{}",
+                meta.dev(),
+                meta.ino(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            )))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
+        }
+    }
+
+    fn name(&self) -> String {
+        blake3::hash(self.0.as_bytes()).to_hex().to_string()
+    }
+}
+
+/// How long a file must have been left alone before its identity stands for its bytes.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The store's name for a bundle file: the BLAKE3 hash of its bytes. It only names entries of this
 /// store; what verification checks are the manifest's sha256 digests.
@@ -45,6 +98,10 @@ impl BundleKey {
 
     fn hex(&self) -> String {
         self.0.to_hex().to_string()
+    }
+
+    fn from_hex(text: &str) -> Option<Self> {
+        blake3::Hash::from_hex(text.trim()).ok().map(BundleKey)
     }
 }
 
@@ -88,6 +145,21 @@ impl Store {
         let names: Vec<String> = paths.iter().filter_map(|p| self.area_name(p)).collect();
         crate::gc::mark_in_use(self.cache(), &names);
         paths.iter().all(|p| p.exists())
+    }
+
+    /// The bundle key recorded for a file with this identity: its bytes were hashed to that key
+    /// while it had exactly this identity.
+    pub fn key_by_identity(&self, identity: &FileIdentity) -> Option<BundleKey> {
+        let text = fs::read_to_string(self.root.join(IDENTITIES_DIR).join(identity.name())).ok()?;
+        BundleKey::from_hex(&text)
+    }
+
+    /// Records that the file with `identity` hashes to `bundle` (taken before and after hashing).
+    pub fn record_identity(&self, identity: &FileIdentity, bundle: &BundleKey) {
+        let path = self.root.join(IDENTITIES_DIR).join(identity.name());
+        if !path.is_file() {
+            let _ = self.write_once(&path, bundle.hex().as_bytes());
+        }
     }
 
     /// The path of the index entry of `bundle`.
