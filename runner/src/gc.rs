@@ -40,6 +40,12 @@ pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(60);
 
 const IN_USE_DIR: &str = "in-use";
 
+/// The file whose modification time says when [`auto`] last measured the caches.
+const STAMP: &str = "gc.stamp";
+
+/// How often [`auto`] measures the caches at most.
+pub const AUTO_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// One removable entry.
 #[derive(Debug)]
 struct Entry {
@@ -124,10 +130,12 @@ pub fn collect(cache: &Path, max_size: u64, min_age: Duration) -> std::io::Resul
     Ok(report)
 }
 
-/// [`collect`] down to `$CAPSULE_CACHE_MAX_SIZE` (default [`DEFAULT_MAX_SIZE`]) if the areas hold
-/// more; called after something new was written to the caches. Failures only cost disk space.
+/// [`collect`] down to `$CAPSULE_CACHE_MAX_SIZE` (default [`DEFAULT_MAX_SIZE`]; `off` disables it)
+/// if the areas hold more; called after something new was written to the caches, and measuring
+/// at most once per [`AUTO_INTERVAL`]. Failures only cost disk space.
 pub fn auto(cache: &Path) {
     let max_size = match std::env::var("CAPSULE_CACHE_MAX_SIZE") {
+        Ok(text) if text.trim() == "off" => return,
         Ok(text) if !text.trim().is_empty() => match parse_size(&text) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -137,6 +145,17 @@ pub fn auto(cache: &Path) {
         },
         _ => DEFAULT_MAX_SIZE,
     };
+    // Measuring the caches means a stat of every file (the compiler's incremental cache alone can
+    // hold 10^5): done at most once per AUTO_INTERVAL, not by every command that writes.
+    let stamp = cache.join(STAMP);
+    let recent = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_some_and(|age| age < AUTO_INTERVAL);
+    if recent || fs::write(&stamp, b"").is_err() {
+        return;
+    }
     if total_size(cache) > max_size {
         let _ = collect(cache, max_size, DEFAULT_MIN_AGE);
     }
