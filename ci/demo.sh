@@ -11,10 +11,12 @@ out=target/demo
 mkdir -p "$out"
 run() { echo "+ $*" >&2; "$@"; }
 [ -f "$out/demo.key" ] || run "$capsule" keygen -o "$out/demo.key"
-for example in examples/hello.py examples/hello.js; do
-  bundle="$out/$(basename "$example" | tr . -).capsule"
+# A Python project (helper package, data file, a PyPI dependency) beside the single files.
+for example in examples/hello.py examples/hello.js examples/py-project/task.py; do
+  bundle="$out/$(echo "${example#examples/}" | tr ./ --).capsule"
   run "$capsule" build "$example" -o "$bundle" --force --sign "$out/demo.key"
   run "$capsule" verify "$bundle" --trust "$out/demo.key.pub"
-  run "$capsule" exec "$bundle" --trust "$out/demo.key.pub" -- Ada
-  run "$capsule" exec "$bundle" --trust "$out/demo.key.pub" --json -- Ada
+  arg=Ada; [ "$example" = examples/py-project/task.py ] && arg=4
+  run "$capsule" exec "$bundle" --trust "$out/demo.key.pub" -- "$arg"
+  run "$capsule" exec "$bundle" --trust "$out/demo.key.pub" --json -- "$arg"
 done

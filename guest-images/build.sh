@@ -295,7 +295,11 @@ prime() {
     "$capsule" build "$task" -o "$work/primed.capsule" --force >/dev/null 2>&1 || { rm -rf "$work"; die "priming with $task failed"; }
   done
   rm -rf "$work"
-  log "primed the compiler caches under ${CAPSULE_CACHE_DIR:-$CACHE}"
+  # The code interpreters are bundles too: build them now, so a first `run-code` is fast.
+  for language in python javascript; do
+    "$capsule" run-code -l "$language" -c 1 >/dev/null 2>&1 || die "building the $language interpreter failed"
+  done
+  log "primed the compiler caches and the interpreters under ${CAPSULE_CACHE_DIR:-$CACHE}"
 }
 
 main() {

@@ -1,15 +1,15 @@
 //! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
 
 mod build;
-mod gc;
 mod inspect;
 mod keygen;
 mod run;
+mod run_code;
 mod verify;
 
 pub use build::BuildCommand;
-pub use gc::GcCommand;
 pub use inspect::InspectCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;
+pub use run_code::RunCodeCommand;
 pub use verify::VerifyCommand;

@@ -16,11 +16,11 @@ enum Cli {
     Build(commands::BuildCommand),
     Exec(capsule_runner::cli::ExecCommand),
     Run(commands::RunCommand),
+    RunCode(commands::RunCodeCommand),
     Worker(capsule_runner::cli::WorkerCommand),
     Inspect(commands::InspectCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
-    Gc(commands::GcCommand),
 }
 
 fn main() -> ExitCode {
@@ -30,15 +30,14 @@ fn main() -> ExitCode {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Run(c) => c.execute(),
+        Cli::RunCode(c) => c.execute(),
         Cli::Worker(c) => {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Inspect(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),
-        Cli::Gc(c) => c.execute(),
     };
-    capsule_runner::gc::release();
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(capsule_runner::cli::report::print_error(&error)),

@@ -39,12 +39,12 @@ from report import TEMPLATE
 def main(name: str = "world") -> dict:
     return {"greeting": TEMPLATE.render(name=name, when=parser.parse("2024-01-01").year)}
 EOF
-cp examples/hello.py "$work/hello.py"
+mkdir -p "$work/hello" && cp examples/hello.py "$work/hello/hello.py"
 
 build() { "$capsule" build "$1" -o "$2" --force >/dev/null 2>&1; }
 
 start=$(date +%s%N); build "$work/project/task.py" "$work/project.capsule"; cold=$(ms_since "$start")
-build "$work/hello.py" "$work/hello.capsule"
+build "$work/hello/hello.py" "$work/hello.capsule"
 edit_times() { # edit_times FILE OUT -> median of 5 builds after a one-line edit
   local file=$1 out=$2 times=() original
   original=$(cat "$file")
@@ -56,9 +56,9 @@ edit_times() { # edit_times FILE OUT -> median of 5 builds after a one-line edit
   printf '%s\n' "${times[@]}" | sort -n | sed -n 3p
 }
 project_edit=$(edit_times "$work/project/task.py" "$work/project.capsule")
-hello_edit=$(edit_times "$work/hello.py" "$work/hello.capsule")
+hello_edit=$(edit_times "$work/hello/hello.py" "$work/hello.capsule")
 build "$work/project/task.py" "$work/project.capsule"
-build "$work/hello.py" "$work/hello.capsule"
+build "$work/hello/hello.py" "$work/hello.capsule"
 
 for b in project hello; do
   hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/$b.json" "$capsule exec $work/$b.capsule --allow-unsigned" >/dev/null 2>&1

@@ -38,9 +38,9 @@ impl Guest {
     pub fn for_path(path: &Path) -> Result<Guest, Error> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("py") => Ok(Guest::Python),
-            Some("js" | "mjs") => Ok(Guest::Quickjs),
+            Some("js" | "mjs" | "cjs" | "ts" | "mts" | "cts") => Ok(Guest::Quickjs),
             _ => Err(Error::Unsupported(format!(
-                "cannot build `{}`: expected a Python (.py) or JavaScript (.js, .mjs) task file",
+                "cannot build `{}`: expected a Python (.py), JavaScript (.js, .mjs, .cjs) or TypeScript (.ts, .mts, .cts) task file",
                 path.display()
             ))),
         }

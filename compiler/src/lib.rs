@@ -318,6 +318,8 @@ impl Compiler {
         timings.mark("snapshot (Wizer: the module's top level)");
         let table = tasks::TaskTable::parse(&snapshot.task_table, &source.file_name())?;
         let (task_entries, entry) = table.validate(&source.file_name(), &self.defaults)?;
+        let mut prepared = prepared;
+        prepared.warnings.extend(table.warnings.iter().cloned());
         let component = componentize::componentize(&snapshot.wasm)?;
         timings.mark("componentize");
 

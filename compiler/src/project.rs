@@ -63,7 +63,10 @@ impl Project {
 /// `path` relative to `root`, `/`-separated, if it is inside and UTF-8.
 pub fn relative_name(root: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
     Some(parts?.join("/"))
 }
 
@@ -87,26 +90,38 @@ pub struct Collected {
 
 /// Walks `root` for the app layer; `exclude` holds globs relative to the root (from
 /// `[build] exclude`), `skip` absolute paths never to include (the bundle being written).
-pub fn collect_files(root: &Path, exclude: &[String], skip: &[PathBuf]) -> Result<Collected, Error> {
+pub fn collect_files(
+    root: &Path,
+    exclude: &[String],
+    skip: &[PathBuf],
+) -> Result<Collected, Error> {
     let mut globs = globset::GlobSetBuilder::new();
     for pattern in exclude {
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(true)
             .build()
             .map_err(|e| {
-                Error::Unsupported(format!("capsule.toml: [build] exclude: bad glob `{pattern}`: {e}"))
+                Error::Unsupported(format!(
+                    "capsule.toml: [build] exclude: bad glob `{pattern}`: {e}"
+                ))
             })?;
         globs.add(glob);
         // `dir` and `dir/` also exclude everything under the directory.
         let under = format!("{}/**", pattern.trim_end_matches('/'));
-        if let Ok(glob) = globset::GlobBuilder::new(&under).literal_separator(true).build() {
+        if let Ok(glob) = globset::GlobBuilder::new(&under)
+            .literal_separator(true)
+            .build()
+        {
             globs.add(glob);
         }
     }
     let globs = globs
         .build()
         .map_err(|e| Error::Unsupported(format!("capsule.toml: [build] exclude: {e}")))?;
-    let skip: Vec<PathBuf> = skip.iter().filter_map(|p| std::path::absolute(p).ok()).collect();
+    let skip: Vec<PathBuf> = skip
+        .iter()
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect();
     let mut walk = Walk {
         root,
         globs,
@@ -172,7 +187,9 @@ impl Walk<'_> {
             let (is_dir, is_file) = if kind.is_symlink() {
                 // A link is followed only when it stays inside the project.
                 match std::fs::canonicalize(&path) {
-                    Ok(target) if target.starts_with(self.root.canonicalize().unwrap_or_default()) => {
+                    Ok(target)
+                        if target.starts_with(self.root.canonicalize().unwrap_or_default()) =>
+                    {
                         (target.is_dir(), target.is_file())
                     }
                     _ => {

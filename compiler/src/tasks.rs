@@ -20,6 +20,10 @@ pub struct TaskTable {
     pub language: String,
     /// Registered tasks, in definition order.
     pub tasks: Vec<RawTask>,
+    /// Things the guest noticed while the module's top level ran (e.g. randomness consumed at
+    /// build time, which every run of the snapshot then shares).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One registered task, its options as the user wrote them (unvalidated).

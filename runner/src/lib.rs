@@ -26,7 +26,6 @@
 
 pub mod cli;
 mod error;
-pub mod gc;
 mod http;
 mod instance;
 mod limits;
@@ -42,5 +41,5 @@ pub mod worker;
 pub use error::Error;
 pub use http::HostRequest;
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
-pub use trace::Trace;
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};
+pub use trace::Trace;

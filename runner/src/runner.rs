@@ -297,17 +297,12 @@ impl Runner {
             layers.push((dir, layer.mount.clone()));
         }
         // Remember the verification; a store that cannot be written only costs speed.
-        if let Ok(stored) = self.store.put_blob(&entry.cwasm, cwasm) {
+        if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
             let _ = self.store.record_bundle(
                 &bundle_digest,
                 &bundle.manifest_bytes,
                 bundle.signature.as_ref(),
             );
-            let index = self.store.index_path(&bundle_digest);
-            let mut used: Vec<&Path> = vec![&stored, &index];
-            used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
-            self.store.use_entries(&used);
-            self.store.bound();
         }
         let loaded = self.loaded(manifest, signer, component, layers)?;
         self.trace.stage("load", loading.elapsed(), || {
@@ -344,12 +339,6 @@ impl Runner {
                 return Ok(None);
             };
             layers.push((dir, layer.mount.clone()));
-        }
-        // Kept from `capsule gc` while this process runs; gone already: verify in full instead.
-        let mut used: Vec<&Path> = vec![&cwasm];
-        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
-        if !self.store.use_entries(&used) {
-            return Ok(None);
         }
         self.trace.stage("verify", started.elapsed(), || {
             format!(
@@ -415,10 +404,6 @@ impl Runner {
                 layer.mount.clone(),
             ));
         }
-        let mut used: Vec<&Path> = vec![&path];
-        used.extend(layers.iter().map(|(dir, _)| dir.as_path()));
-        self.store.use_entries(&used);
-        self.store.bound();
         let mut loaded = self.loaded(manifest, signer, compiled, layers)?;
         loaded.compiled_locally = true;
         self.trace.stage("load", loading.elapsed(), || {

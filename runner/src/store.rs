@@ -129,24 +129,6 @@ impl Store {
         &self.root
     }
 
-    /// The cache directory the store sits in (its areas are named relative to it).
-    fn cache(&self) -> &Path {
-        self.root.parent().unwrap_or(&self.root)
-    }
-
-    fn area_name(&self, path: &Path) -> Option<String> {
-        let relative = path.strip_prefix(self.cache()).ok()?;
-        Some(relative.to_string_lossy().replace('\\', "/"))
-    }
-
-    /// Marks store entries (paths under the store) as used by this process until it ends, so
-    /// that `capsule gc` leaves them; true if every one of them still exists afterwards.
-    pub fn use_entries(&self, paths: &[&Path]) -> bool {
-        let names: Vec<String> = paths.iter().filter_map(|p| self.area_name(p)).collect();
-        crate::gc::mark_in_use(self.cache(), &names);
-        paths.iter().all(|p| p.exists())
-    }
-
     /// The bundle key recorded for a file with this identity: its bytes were hashed to that key
     /// while it had exactly this identity.
     pub fn key_by_identity(&self, identity: &FileIdentity) -> Option<BundleKey> {
@@ -162,16 +144,6 @@ impl Store {
         }
     }
 
-    /// The path of the index entry of `bundle`.
-    pub fn index_path(&self, bundle: &BundleKey) -> PathBuf {
-        self.root.join(BUNDLES_DIR).join(bundle.hex())
-    }
-
-    /// Evicts old entries if the caches grew past their bound (see [`crate::gc::auto`]).
-    pub fn bound(&self) {
-        crate::gc::auto(self.cache());
-    }
-
     /// The path of blob `digest`, if stored.
     pub fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
         let path = self.root.join("blobs").join(digest.hex());
@@ -183,12 +155,7 @@ impl Store {
     pub fn verified_manifest(&self, bundle: &BundleKey) -> Option<(Vec<u8>, Option<Signature>)> {
         let index = fs::read(self.root.join(BUNDLES_DIR).join(bundle.hex())).ok()?;
         let index: IndexEntry = serde_json::from_slice(&index).ok()?;
-        let manifest_path = self.blob_path(&index.manifest)?;
-        let index_path = self.index_path(bundle);
-        if !self.use_entries(&[&index_path, &manifest_path]) {
-            return None;
-        }
-        let bytes = fs::read(&manifest_path).ok()?;
+        let bytes = fs::read(self.blob_path(&index.manifest)?).ok()?;
         (Digest::of(&bytes) == index.manifest).then_some((bytes, index.signature))
     }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 #[derive(clap::Parser)]
 #[command(after_help = BUILD_HELP)]
 pub struct BuildCommand {
-    /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
+    /// The task file (`.py`, `.js`, `.mjs`, `.cjs`, `.ts`, `.mts`, `.cts`); defaults to `[workflow] entrypoint` of ./capsule.toml.
     file: Option<PathBuf>,
 
     #[command(flatten)]
@@ -125,7 +125,6 @@ impl BuildCommand {
             started.elapsed().as_secs_f64()
         );
         println!("{}", out.display());
-        capsule_runner::gc::auto(&cache_dir()?);
         Ok(0)
     }
 }
@@ -224,11 +223,7 @@ impl Plan {
         };
         let cache = match cache {
             Some(dir) => dir.to_path_buf(),
-            None => {
-                // `capsule gc` leaves the compiler caches alone while this process uses them.
-                capsule_runner::gc::mark_in_use(&cache_dir()?, &["compiler".into()]);
-                cache_dir()?.join("compiler")
-            }
+            None => cache_dir()?.join("compiler"),
         };
         let mut compiler = Compiler::new(cache)
             .targets(targets.to_vec())
@@ -250,9 +245,9 @@ impl Plan {
     /// Where `run` and a plain `build` keep this bundle: keyed by everything that goes into it.
     pub fn cache_path(&self) -> anyhow::Result<PathBuf> {
         let key = self.compiler.input_key(&self.source, &self.prepared);
-        let name = format!("bundles/{}.capsule", key.hex());
-        capsule_runner::gc::mark_in_use(&cache_dir()?, std::slice::from_ref(&name));
-        Ok(cache_dir()?.join(name))
+        Ok(cache_dir()?
+            .join("bundles")
+            .join(format!("{}.capsule", key.hex())))
     }
 
     /// Runs the pipeline; prints the build's warnings and what the module's top level printed.
@@ -260,10 +255,15 @@ impl Plan {
         for warning in &self.prepared.warnings {
             eprintln!("warning: {warning}");
         }
+        let shown = self.prepared.warnings.len();
         let bundle = self
             .compiler
             .compile_prepared(&self.source, self.prepared)
             .map_err(compile_error)?;
+        // What the guest noticed while the module's top level ran.
+        for warning in bundle.warnings.iter().skip(shown) {
+            eprintln!("warning: {warning}");
+        }
         let printed = bundle.build_output.trim_end();
         if !printed.is_empty() {
             eprintln!("{printed}");

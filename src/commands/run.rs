@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(clap::Parser)]
 #[command(after_help = RUN_HELP)]
 pub struct RunCommand {
-    /// The task file (`.py`, `.js`, `.mjs`); defaults to `[workflow] entrypoint` of ./capsule.toml.
+    /// The task file (`.py`, `.js`, `.mjs`, `.cjs`, `.ts`, `.mts`, `.cts`); defaults to `[workflow] entrypoint` of ./capsule.toml.
     file: Option<PathBuf>,
 
     #[command(flatten)]
@@ -49,7 +49,6 @@ impl RunCommand {
                 .with_context(|| format!("cannot write `{}`", staging.display()))?;
             std::fs::rename(&staging, &bundle)
                 .with_context(|| format!("cannot write `{}`", bundle.display()))?;
-            capsule_runner::gc::auto(&capsule_runner::cli::args::cache_dir()?);
         }
         trace.stage("build", started.elapsed(), || {
             if cached {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 /// A tiny HTTP/1.1 server: `/hello`, `/redirect-local` (to `/hello`), `/redirect-away` (to
 /// `localhost`), and an echo of POST bodies. Returns its port and the `Host` + path of every
 /// request it served.
-fn serve() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn serve() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -63,8 +63,15 @@ fn a_cpu_loop_is_stopped_at_its_timeout() {
         assert_eq!(code, Some(1), "{source}: {envelope}");
         assert_eq!(error_of(&envelope).0, "timeout", "{source}");
         assert!(error_of(&envelope).1.contains("1000 ms"), "{source}");
+        // The guest is stopped at the deadline (its own clock says so); the whole process may take
+        // longer on a machine loaded by the rest of the suite (3.99 s seen). A loop left running
+        // would end out of fuel instead, and a sleep after 30 s.
+        let ran = envelope["execution"]["duration_ms"]
+            .as_f64()
+            .unwrap_or(f64::MAX);
+        assert!(ran < 1150.0, "{source}: the task ran {ran} ms");
         assert!(
-            took < Duration::from_millis(1200),
+            took < Duration::from_secs(10),
             "{source}: the whole exec took {took:?}"
         );
     }
@@ -78,8 +85,14 @@ fn a_sleep_past_the_timeout_is_stopped() {
         let (code, envelope) = exec_json(&bundle, &[]);
         assert_eq!(code, Some(1), "{source}: {envelope}");
         assert_eq!(error_of(&envelope).0, "timeout", "{source}");
+        // The sleep (30 s) is cut at the deadline; the process may take longer on a loaded
+        // machine (its first exec also verifies the bundle into the store).
+        let ran = envelope["execution"]["duration_ms"]
+            .as_f64()
+            .unwrap_or(f64::MAX);
+        assert!(ran < 1150.0, "{source}: the task ran {ran} ms");
         assert!(
-            started.elapsed() < Duration::from_millis(1500),
+            started.elapsed() < Duration::from_secs(10),
             "{source}: {:?}",
             started.elapsed()
         );
@@ -317,7 +330,9 @@ fn r17_fuel_consumed_is_exact_when_a_deadline_stops_a_loop() {
         let (code, by_time) = exec_json(&bundle, &["--timeout", "600ms"]);
         assert_eq!(code, Some(1), "{source}: {by_time}");
         assert_eq!(error_of(&by_time).0, "timeout", "{source}: {by_time}");
-        let fuel = by_time["execution"]["fuel_consumed"].as_f64().expect("fuel");
+        let fuel = by_time["execution"]["fuel_consumed"]
+            .as_f64()
+            .expect("fuel");
         let time_rate = fuel / by_time["execution"]["duration_ms"].as_f64().expect("ms");
         let ratio = time_rate / fuel_rate;
         assert!(

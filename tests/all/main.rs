@@ -2,9 +2,10 @@
 //! guests (built by guest-images/build.sh) and the real runner. Nothing is mocked.
 
 mod cli;
-mod gc;
 mod guests;
 mod hosts;
+mod interpreter;
+mod javascript;
 mod limits;
 mod projects;
 mod subtasks;

@@ -87,7 +87,10 @@ fn helper_modules_packages_and_data_files_come_with_the_task() {
             ("late.py", "VALUE = 'imported at run time'\n"),
             ("scratch/big.bin", "not for the bundle"),
             ("textkit/__init__.py", "from .shout import shout\n"),
-            ("textkit/shout.py", "from . import data\nimport importlib.resources\n\ndef shout(s):\n    suffix = importlib.resources.files(data).joinpath('suffix.txt').read_text().strip()\n    return s.upper() + suffix\n"),
+            (
+                "textkit/shout.py",
+                "from . import data\nimport importlib.resources\n\ndef shout(s):\n    suffix = importlib.resources.files(data).joinpath('suffix.txt').read_text().strip()\n    return s.upper() + suffix\n",
+            ),
             ("textkit/data/__init__.py", ""),
             ("textkit/data/suffix.txt", "!!\n"),
             ("src/prompt.txt", "Hello, {name}.\n"),
@@ -132,7 +135,10 @@ def fails():
     let (code, envelope) = exec(&bundle, "fails", &[], None);
     assert_eq!(code, Some(1));
     let traceback = envelope["error"]["traceback"].as_str().unwrap_or_default();
-    assert!(traceback.contains("File \"helpers.py\", line 2"), "{traceback}");
+    assert!(
+        traceback.contains("File \"helpers.py\", line 2"),
+        "{traceback}"
+    );
     assert!(traceback.contains("File \"src/task.py\""), "{traceback}");
 }
 
@@ -140,19 +146,28 @@ def fails():
 fn project_mistakes_are_reported_with_file_and_line() {
     let dir = project(
         "missing-module",
-        &[("task.py", "from capsule import task\nimport helperz\n\n@task\ndef main():\n    return 1\n")],
+        &[(
+            "task.py",
+            "from capsule import task\nimport helperz\n\n@task\ndef main():\n    return 1\n",
+        )],
     );
     let (output, _) = build_project(&dir.join("task.py"), &[]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(text.contains("No module named 'helperz'"), "{text}");
-    assert!(text.contains("`helperz` was looked for in: the project"), "{text}");
+    assert!(
+        text.contains("`helperz` was looked for in: the project"),
+        "{text}"
+    );
 
     let dir = project(
         "syntax-error",
         &[
             ("helpers.py", "def double(x):\n    return 2 *\n"),
-            ("task.py", "from capsule import task\nfrom helpers import double\n\n@task\ndef main():\n    return double(1)\n"),
+            (
+                "task.py",
+                "from capsule import task\nfrom helpers import double\n\n@task\ndef main():\n    return double(1)\n",
+            ),
         ],
     );
     let (output, _) = build_project(&dir.join("task.py"), &[]);
@@ -163,7 +178,10 @@ fn project_mistakes_are_reported_with_file_and_line() {
 
     let dir = project(
         "oversized",
-        &[("task.py", "from capsule import task\n\n@task\ndef main():\n    return 1\n")],
+        &[(
+            "task.py",
+            "from capsule import task\n\n@task\ndef main():\n    return 1\n",
+        )],
     );
     for (name, megabytes) in [("data/a.bin", 40), ("data/b.bin", 30), ("c.txt", 1)] {
         let path = dir.join(name);
@@ -173,9 +191,15 @@ fn project_mistakes_are_reported_with_file_and_line() {
     let (output, _) = build_project(&dir.join("task.py"), &[]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let text = stderr(&output);
-    assert!(text.contains("more than the 67.1 MB an app layer may hold"), "{text}");
+    assert!(
+        text.contains("more than the 67.1 MB an app layer may hold"),
+        "{text}"
+    );
     let (a, b) = (text.find("data/a.bin"), text.find("data/b.bin"));
-    assert!(a.is_some() && b.is_some() && a < b, "largest first:\n{text}");
+    assert!(
+        a.is_some() && b.is_some() && a < b,
+        "largest first:\n{text}"
+    );
 }
 
 /// A local HTTP server: `/json` answers a JSON document (gzip-encoded when asked), `/redirect`
@@ -319,16 +343,25 @@ fn pypi_packages_do_real_work_in_tasks() {
     // `localhost` is the same server under a name the task may not reach.
     let port = base.rsplit(':').next().unwrap_or_default();
     let refused = format!("http://localhost:{port}/json");
-    assert_eq!(ok(&bundle, "requests_denied", &[&refused]), json!({"caught": "ConnectionError"}));
+    assert_eq!(
+        ok(&bundle, "requests_denied", &[&refused]),
+        json!({"caught": "ConnectionError"})
+    );
     let (code, envelope) = exec(&bundle, "requests_uncaught", &[&refused], None);
     assert_eq!(code, Some(1));
-    assert_eq!(envelope["error"]["error_type"], "host_denied", "{envelope:#}");
+    assert_eq!(
+        envelope["error"]["error_type"], "host_denied",
+        "{envelope:#}"
+    );
     let hosts = &envelope["execution"]["host_requests"];
     assert_eq!(hosts[0]["host"], "localhost");
     assert_eq!(hosts[0]["allowed"], false);
 
     let got = ok(&bundle, "httpx_get", &[&base]);
-    assert_eq!(got, json!({"status": 200, "json": {"path": "/json", "received": 0}}));
+    assert_eq!(
+        got,
+        json!({"status": 200, "json": {"path": "/json", "received": 0}})
+    );
 
     let work = dir.join("run");
     std::fs::create_dir_all(work.join("out")).expect("mkdir out");
@@ -348,11 +381,20 @@ fn pypi_packages_do_real_work_in_tasks() {
     assert!(work.join("out/report.xlsx").is_file());
 
     // The manifest records every installed distribution; inspect lists them.
-    let output = capsule().arg("inspect").arg(&bundle).output().expect("inspect");
+    let output = capsule()
+        .arg("inspect")
+        .arg(&bundle)
+        .output()
+        .expect("inspect");
     assert_success(&output, "capsule inspect");
     let text = String::from_utf8_lossy(&output.stdout);
-    for name in ["requests", "urllib3", "sympy", "mpmath", "PyYAML", "openpyxl"] {
-        assert!(text.contains(&format!("  {name} ")), "{name} not listed:\n{text}");
+    for name in [
+        "requests", "urllib3", "sympy", "mpmath", "PyYAML", "openpyxl",
+    ] {
+        assert!(
+            text.contains(&format!("  {name} ")),
+            "{name} not listed:\n{text}"
+        );
     }
     assert!(text.contains("compiled extension(s) left out"), "{text}");
 }
@@ -360,7 +402,9 @@ fn pypi_packages_do_real_work_in_tasks() {
 #[test]
 fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
     let task = |module: &str, expr: &str| {
-        format!("import {module}\nfrom capsule import task\n\n@task\ndef main():\n    return {expr}\n")
+        format!(
+            "import {module}\nfrom capsule import task\n\n@task\ndef main():\n    return {expr}\n"
+        )
     };
     // PEP 723 wins over requirements.txt.
     let dir = project(
@@ -376,7 +420,10 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
             ),
         ],
     );
-    assert_eq!(ok(&built(&dir.join("task.py")), "main", &[]), json!("0.9.0"));
+    assert_eq!(
+        ok(&built(&dir.join("task.py")), "main", &[]),
+        json!("0.9.0")
+    );
     // Same project, same resolved set: the same bytes, also from a cold cache (pip runs again).
     let (output, _) = {
         let out = dir.join("again.capsule");
@@ -396,11 +443,17 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
     let dir = project(
         "pyproject",
         &[
-            ("pyproject.toml", "[project]\nname = \"demo\"\nversion = \"0\"\ndependencies = [\"attrs==24.2.0\"]\n"),
+            (
+                "pyproject.toml",
+                "[project]\nname = \"demo\"\nversion = \"0\"\ndependencies = [\"attrs==24.2.0\"]\n",
+            ),
             ("src/demo/task.py", &task("attrs", "attrs.__version__")),
         ],
     );
-    assert_eq!(ok(&built(&dir.join("src/demo/task.py")), "main", &[]), json!("24.2.0"));
+    assert_eq!(
+        ok(&built(&dir.join("src/demo/task.py")), "main", &[]),
+        json!("24.2.0")
+    );
 
     let dir = project(
         "requirements",
@@ -420,10 +473,19 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
         ],
     );
     let layers = |bundle: &Path| -> Vec<Value> {
-        let output = capsule().arg("inspect").arg(bundle).arg("--json").output().expect("inspect");
+        let output = capsule()
+            .arg("inspect")
+            .arg(bundle)
+            .arg("--json")
+            .output()
+            .expect("inspect");
         assert_success(&output, "inspect --json");
         let manifest: Value = serde_json::from_slice(&output.stdout).expect("manifest json");
-        manifest["manifest"]["layers"].as_array().or(manifest["layers"].as_array()).cloned().unwrap_or_default()
+        manifest["manifest"]["layers"]
+            .as_array()
+            .or(manifest["layers"].as_array())
+            .cloned()
+            .unwrap_or_default()
     };
     let first = layers(&bundle);
     let second = layers(&built(&again.join("task.py")));
@@ -436,8 +498,33 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
     assert!(site(&first).is_some(), "{first:?}");
     assert_eq!(site(&first), site(&second));
 
+    // With the package index out of reach, a resolved set still builds (from the cache), and a
+    // new one fails saying why.
+    let offline = [
+        ("PIP_INDEX_URL", "http://127.0.0.1:9/simple"),
+        ("PIP_RETRIES", "1"),
+        ("PIP_TIMEOUT", "3"),
+    ];
+    let (output, _) = build_project(&again.join("task.py"), &offline);
+    assert_success(&output, "an already resolved requirement set, offline");
+    let never = project(
+        "offline",
+        &[
+            ("requirements.txt", "tabulate==0.8.10\n"),
+            ("task.py", &task("tabulate", "tabulate.__version__")),
+        ],
+    );
+    let (output, _) = build_project(&never.join("task.py"), &offline);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the package index cannot be reached and this requirement set has not been resolved on this machine before"),
+        "{}",
+        stderr(&output)
+    );
+
     // An active virtualenv, when nothing is declared.
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", std::process::id()));
+    let venv =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", std::process::id()));
     let status = std::process::Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -445,33 +532,56 @@ fn dependencies_come_from_pep_723_pyproject_requirements_or_the_virtualenv() {
         .expect("python3 -m venv");
     assert!(status.success());
     let status = std::process::Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "tabulate==0.9.0"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "tabulate==0.9.0",
+        ])
         .status()
         .expect("pip install into the venv");
     assert!(status.success());
-    let dir = project("venv", &[("task.py", &task("tabulate", "tabulate.__version__"))]);
+    let dir = project(
+        "venv",
+        &[("task.py", &task("tabulate", "tabulate.__version__"))],
+    );
     let venv_text = venv.to_string_lossy().into_owned();
     let (output, bundle) = build_project(&dir.join("task.py"), &[("VIRTUAL_ENV", &venv_text)]);
     assert_success(&output, "build with an active virtualenv");
-    assert!(stderr(&output).contains("the active virtualenv"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the active virtualenv"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(ok(&bundle, "main", &[]), json!("0.9.0"));
 }
 
 #[test]
 fn packages_that_need_compiled_extensions_fail_the_build_by_name() {
-    for (package, module, named) in [("numpy", "numpy", "numpy"), ("pydantic", "pydantic", "pydantic")] {
+    for (package, module, named) in [
+        ("numpy", "numpy", "numpy"),
+        ("pydantic", "pydantic", "pydantic"),
+    ] {
         let dir = project(
             &format!("native-{package}"),
             &[
                 ("requirements.txt", &format!("{package}\n")),
-                ("task.py", &format!("import {module}\nfrom capsule import task\n\n@task\ndef main():\n    return 1\n")),
+                (
+                    "task.py",
+                    &format!(
+                        "import {module}\nfrom capsule import task\n\n@task\ndef main():\n    return 1\n"
+                    ),
+                ),
             ],
         );
         let (output, _) = build_project(&dir.join("task.py"), &[]);
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{package}: {text}");
         assert!(
-            text.contains(&format!("{named}")) && text.contains("needs a compiled extension")
+            text.contains(&format!("{named}"))
+                && text.contains("needs a compiled extension")
                 && text.contains("packages with C extensions cannot run in the sandbox"),
             "{package}: {text}"
         );

@@ -232,7 +232,10 @@ fn r17_verbose_prints_stages_and_subtask_lifecycle_on_stderr_only() {
     );
     // Without the flag, none of it.
     let quiet = exec(&[], "nested");
-    assert_eq!(crate::support::envelope(&quiet)["result"], envelope["result"]);
+    assert_eq!(
+        crate::support::envelope(&quiet)["result"],
+        envelope["result"]
+    );
     assert!(
         !String::from_utf8_lossy(&quiet.stderr).contains("capsule:"),
         "{}",

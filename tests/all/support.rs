@@ -31,10 +31,6 @@ pub fn capsule() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_capsule"));
     command
         .env("CAPSULE_CACHE_DIR", cache_dir())
-        // The test cache is shared by every test and outgrows the 2 GiB default; measuring and
-        // evicting it in the middle of the suite would only make timings vary (tests/all/gc.rs
-        // tests eviction on caches of its own).
-        .env("CAPSULE_CACHE_MAX_SIZE", "off")
         .env("NO_COLOR", "1")
         .env_remove("CAPSULE_PROBE");
     command

@@ -38,7 +38,13 @@ const WHEEL_PLATFORMS: &[&str] = &[
     "manylinux1_x86_64",
 ];
 /// Distributions a copied virtualenv has for its own tooling, never for the task.
-const TOOLING: &[&str] = &["pip", "setuptools", "wheel", "_distutils_hack", "pkg_resources"];
+const TOOLING: &[&str] = &[
+    "pip",
+    "setuptools",
+    "wheel",
+    "_distutils_hack",
+    "pkg_resources",
+];
 
 /// A project's site-packages, ready to mount.
 #[derive(Debug)]
@@ -73,7 +79,10 @@ enum Declared {
 }
 
 /// The site-packages layer of `source`'s project, or `None` when it has no packages.
-pub fn site_packages(compiler: &Compiler, source: &TaskSource) -> Result<Option<SitePackages>, Error> {
+pub fn site_packages(
+    compiler: &Compiler,
+    source: &TaskSource,
+) -> Result<Option<SitePackages>, Error> {
     match declared(compiler, source)? {
         None => Ok(None),
         Some(Declared::Requirements { lines, .. }) if lines.is_empty() => Ok(None),
@@ -93,9 +102,8 @@ fn declared(compiler: &Compiler, source: &TaskSource) -> Result<Option<Declared>
     let pyproject = root.join("pyproject.toml");
     if pyproject.is_file() {
         let text = read_text(&pyproject)?;
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| {
-            Error::Unsupported(format!("{}: {e}", pyproject.display()))
-        })?;
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| Error::Unsupported(format!("{}: {e}", pyproject.display())))?;
         if let Some(deps) = doc.get("project").and_then(|p| p.get("dependencies")) {
             let lines = string_list(deps).ok_or_else(|| {
                 Error::Unsupported(format!(
@@ -142,7 +150,8 @@ fn declared(compiler: &Compiler, source: &TaskSource) -> Result<Option<Declared>
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| Error::Io(format!("cannot read `{}`", path.display()), e))
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Io(format!("cannot read `{}`", path.display()), e))
 }
 
 fn string_list(value: &toml::Value) -> Option<Vec<String>> {
@@ -182,8 +191,11 @@ fn pep723_dependencies(source: &TaskSource) -> Result<Option<Vec<String>>, Error
             "{at}: the `# /// script` block is not closed by a `# ///` line"
         )));
     }
-    let table: toml::Table = toml::from_str(&body)
-        .map_err(|e| Error::Unsupported(format!("{at}: the `# /// script` block is not valid TOML: {e}")))?;
+    let table: toml::Table = toml::from_str(&body).map_err(|e| {
+        Error::Unsupported(format!(
+            "{at}: the `# /// script` block is not valid TOML: {e}"
+        ))
+    })?;
     match table.get("dependencies") {
         None => Ok(Some(Vec::new())),
         Some(value) => string_list(value).map(Some).ok_or_else(|| {
@@ -247,7 +259,10 @@ fn resolve_cached(compiler: &Compiler, declared: &Declared) -> Result<SitePackag
     };
     if let Err(e) = write() {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(Error::Io(format!("cannot cache the resolution in `{}`", dir.display()), e));
+        return Err(Error::Io(
+            format!("cannot cache the resolution in `{}`", dir.display()),
+            e,
+        ));
     }
     Ok(built)
 }
@@ -343,9 +358,18 @@ fn pip_install(declared: &Declared, target: &Path) -> Result<(), Error> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let offline = ["Failed to establish a new connection", "Temporary failure in name resolution", "Network is unreachable", "No route to host", "Max retries exceeded"]
-        .iter()
-        .any(|m| stderr.contains(m));
+    let offline = [
+        "Failed to establish a new connection",
+        "NewConnectionError",
+        "Connection refused",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No route to host",
+        "Max retries exceeded",
+        "Could not fetch URL",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
     let hint = if offline {
         "\nthe package index cannot be reached and this requirement set has not been resolved on this machine before (resolutions are cached by requirement set)"
     } else if stderr.contains("No matching distribution") {
@@ -363,9 +387,10 @@ fn pip_install(declared: &Declared, target: &Path) -> Result<(), Error> {
 
 fn copy_installed(dir: &Path, origin: &str) -> Result<SitePackages, Error> {
     let mut built = package_directory(dir, true)?;
-    built
-        .warnings
-        .insert(0, format!("packages come from {origin} (`{}`)", dir.display()));
+    built.warnings.insert(
+        0,
+        format!("packages come from {origin} (`{}`)", dir.display()),
+    );
     Ok(built)
 }
 
@@ -425,7 +450,11 @@ fn package_directory(dir: &Path, skip_tooling: bool) -> Result<SitePackages, Err
                 }
             }
             let shown: Vec<&str> = lost.iter().take(3).map(String::as_str).collect();
-            let more = if lost.len() > shown.len() { ", …" } else { "" };
+            let more = if lost.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            };
             warnings.push(format!(
                 "{} {}: left out {} compiled extension(s) ({}{more}); the sandbox runs its pure-Python code, if it has any",
                 dist.name,
@@ -447,11 +476,18 @@ fn package_directory(dir: &Path, skip_tooling: bool) -> Result<SitePackages, Err
     let mut entries: Vec<(&str, &[u8])> = files
         .iter()
         .map(|f| (f.name.as_str(), f.bytes.as_slice()))
-        .chain(compiled.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())))
+        .chain(
+            compiled
+                .iter()
+                .map(|f| (f.name.as_str(), f.bytes.as_slice())),
+        )
         .collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     if total > crate::project::MAX_APP_BYTES * 4 {
-        warnings.push(format!("the site-packages layer holds {} of files", human_size(total)));
+        warnings.push(format!(
+            "the site-packages layer holds {} of files",
+            human_size(total)
+        ));
     }
     let blob = capsule_packager::layer::pack(entries, LAYER_LEVEL)?;
     Ok(SitePackages {
@@ -499,10 +535,13 @@ fn walk(
             if base.ends_with(".pyc") || base == "INSTALLER" || base == "direct_url.json" {
                 continue;
             }
-            if skip_tooling && (base == "distutils-precedence.pth" || base.starts_with("_virtualenv")) {
+            if skip_tooling
+                && (base == "distutils-precedence.pth" || base.starts_with("_virtualenv"))
+            {
                 continue;
             }
-            if [".so", ".pyd", ".dylib"].iter().any(|s| base.ends_with(s)) || base.contains(".so.") {
+            if [".so", ".pyd", ".dylib"].iter().any(|s| base.ends_with(s)) || base.contains(".so.")
+            {
                 dropped.push(name);
                 continue;
             }
@@ -603,7 +642,11 @@ fn extension_module_name(path: &str) -> Option<String> {
     if stem.is_empty() || dir.contains(".libs") || dir.ends_with(".dist-info") {
         return None;
     }
-    let mut parts: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
+    let mut parts: Vec<&str> = if dir.is_empty() {
+        Vec::new()
+    } else {
+        dir.split('/').collect()
+    };
     parts.push(stem);
     Some(parts.join("."))
 }
@@ -612,7 +655,12 @@ fn extension_module_name(path: &str) -> Option<String> {
 /// timestamps, so the layer is reproducible), when the host has that CPython; else none.
 fn byte_compile(files: &[InstalledFile]) -> Result<Vec<InstalledFile>, Error> {
     let python = format!("python{PYTHON_VERSION}");
-    if Command::new(&python).arg("-c").arg("pass").output().is_err() {
+    if Command::new(&python)
+        .arg("-c")
+        .arg("pass")
+        .output()
+        .is_err()
+    {
         return Ok(Vec::new());
     }
     let scratch = tempfile::Builder::new()
@@ -631,7 +679,15 @@ fn byte_compile(files: &[InstalledFile]) -> Result<Vec<InstalledFile>, Error> {
     }
     // `-s`/`-p` record the guest path, not this scratch directory, in each pyc.
     let status = Command::new(&python)
-        .args(["-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash", "-s"])
+        .args([
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+        ])
         .arg(root)
         .args(["-p", super::SITE_PACKAGES_MOUNT])
         .arg(root)

@@ -1,4 +1,7 @@
-"""Third-party HTTP clients over the host's wasi:http: a task has no sockets, so the SDK routes
+"""Modules patched for the sandbox when they are first imported: `asyncio` gets an event loop that
+needs no sockets (see `_asyncio.py`), and the third-party HTTP clients go over the host's wasi:http.
+
+A task has no sockets, so the SDK routes
 `urllib3` (and with it `requests`) and `httpx` through `capsule.http.fetch`, where the runner checks
 every request against the task's `allowed_hosts` and lists it in `execution.host_requests`.
 
@@ -115,9 +118,16 @@ def _patch_httpx(module):
             transport.__aexit__ = aexit
 
 
+def _patch_asyncio(module):
+    from . import _asyncio
+
+    _asyncio.install(module)
+
+
 _PATCHES = {
     "urllib3.connectionpool": _patch_urllib3,
     "httpx._transports.default": _patch_httpx,
+    "asyncio": _patch_asyncio,
 }
 
 
@@ -150,6 +160,12 @@ class _PatchingFinder(importlib.abc.MetaPathFinder):
 
 
 def install():
-    """Patch the HTTP clients when they are imported (done by the SDK at startup)."""
-    if not any(isinstance(f, _PatchingFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchingFinder())
+    """Patch the modules when they are imported, or now if they already are (done by the SDK at
+    startup)."""
+    if any(isinstance(f, _PatchingFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _PatchingFinder())
+    for name, patch in _PATCHES.items():
+        module = sys.modules.get(name)
+        if module is not None:
+            patch(module)

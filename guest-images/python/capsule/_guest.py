@@ -27,6 +27,7 @@ from .http import HostDeniedError, install_urllib_opener
 
 install_urllib_opener()
 _adapters.install()
+from ._cells import CellError  # noqa: E402 - after the patches: it imports asyncio
 try:
     import ssl  # noqa: F401 - only to learn whether the real module works
 except ImportError:
@@ -250,6 +251,10 @@ def run(task_name, args_json):
         try:
             result = registered.func(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - every failure becomes an envelope
+            if isinstance(error, CellError):
+                # The code interpreter's cell failed: its own message and cell traceback.
+                kind = "host_denied" if _in_chain(error.__context__, HostDeniedError) else "task_error"
+                return False, (kind, error.args[0], error.traceback)
             if _in_chain(error, HostDeniedError):
                 # Also when an HTTP client (requests) wrapped the refusal in its own exception.
                 kind = "host_denied"

@@ -11,14 +11,21 @@
 //! the few host services it needs (stdio, randomness, environment, files) and resets the wasi-libc
 //! caches that the snapshot froze.
 
+mod modules;
+mod native;
+
 use rquickjs::{
     Array, Context, Ctx, Error, Exception, Function, Module, Object, Persistent, Promise, Runtime,
+    Value,
 };
 use std::alloc::{Layout, alloc, realloc};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 
 const SDK_SOURCE: &str = include_str!("sdk.js");
+/// Node built-ins, web APIs and the event loop (timers, `process.nextTick`, `require`).
+const NODE_SOURCE: &str = include_str!("node.js");
+const NODE_MODULE: &str = "capsule:node";
 /// The SDK's module name, and the name the published Capsule SDK used (accepted as an alias).
 const SDK_MODULE: &str = "capsule";
 const SDK_ALIAS: &str = "@capsule-run/sdk";
@@ -281,15 +288,85 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
             },
         )?,
     )?;
+    host.set(
+        "resolveDep",
+        Function::new(ctx.clone(), |base: String, specifier: String| {
+            modules::resolve_dep(&base, &specifier)
+        })?,
+    )?;
+    host.set(
+        "moduleKind",
+        Function::new(ctx.clone(), |id: String| modules::kind_of(&id))?,
+    )?;
+    host.set(
+        "moduleSource",
+        Function::new(ctx.clone(), |id: String| modules::take_source(&id))?,
+    )?;
+    host.set(
+        "originalLine",
+        Function::new(ctx.clone(), |id: String, line: u32| {
+            modules::original_line(&id, line)
+        })?,
+    )?;
+    host.set(
+        "compileCjs",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, id: String| {
+            modules::compile_cjs(&ctx, &id)
+        })?,
+    )?;
+    host.set(
+        "importSync",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, id: String| -> rquickjs::Result<Value<'js>> {
+                let promise = Module::import(&ctx, id.as_str())?;
+                drive(&ctx, &promise)
+            },
+        )?,
+    )?;
+    // A script with top-level `await` (the code interpreter's cells): a promise of
+    // `{ value: <completion value> }`.
+    host.set(
+        "evalAsync",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, code: String| -> rquickjs::Result<Promise<'js>> { ctx.eval_promise(code) },
+        )?,
+    )?;
+    native::install(ctx, &host)?;
     ctx.globals().set("__capsule_host", host)
 }
 
+/// Runs the event loop until `promise` settles: `process.nextTick` callbacks, then promise jobs,
+/// repeatedly; then one timer or immediate (node.js `turn`, which sleeps until the next timer is
+/// due). `WouldBlock` when nothing is left that could settle it.
+fn drive<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> rquickjs::Result<Value<'js>> {
+    let machinery: Object = ctx.globals().get("__capsule_modules")?;
+    let ticks: Function = machinery.get("runTicks")?;
+    let turn: Function = machinery.get("turn")?;
+    loop {
+        loop {
+            let ran_ticks: bool = ticks.call(())?;
+            let mut ran_jobs = false;
+            while ctx.execute_pending_job() {
+                ran_jobs = true;
+            }
+            if !ran_ticks && !ran_jobs {
+                break;
+            }
+        }
+        if let Some(result) = promise.result::<Value>() {
+            return result;
+        }
+        let more: bool = turn.call(())?;
+        if !more {
+            return Err(Error::WouldBlock);
+        }
+    }
+}
+
 /// Loads the SDK and the user's module; returns the SDK's `run` and the task table.
-fn initialize<'js>(
-    ctx: &Ctx<'js>,
-    file: &str,
-    source: String,
-) -> rquickjs::Result<(Function<'js>, String)> {
+fn initialize<'js>(ctx: &Ctx<'js>, entry: &str) -> rquickjs::Result<(Function<'js>, String)> {
     install_host(ctx)?;
     let (sdk, done) = Module::declare(ctx.clone(), SDK_MODULE, SDK_SOURCE)?.eval()?;
     done.finish::<()>()?;
@@ -300,25 +377,45 @@ fn initialize<'js>(
     )?
     .eval()?;
     done.finish::<()>()?;
-    let (user, done) = Module::declare(ctx.clone(), file, source)?.eval()?;
+    let (_, done) = Module::declare(ctx.clone(), NODE_MODULE, NODE_SOURCE)?.eval()?;
     done.finish::<()>()?;
+    let promise = Module::import(ctx, entry)?;
+    let namespace = match drive(ctx, &promise) {
+        Err(Error::WouldBlock) => {
+            return Err(Exception::throw_message(
+                ctx,
+                "the module's top level awaits something that never happens",
+            ));
+        }
+        other => other?,
+    };
+    let machinery: Object = ctx.globals().get("__capsule_modules")?;
+    let warnings: Function = machinery.get("initWarnings")?;
+    let warnings: Value = warnings.call(())?;
+    let settle: Function = machinery.get("endInit")?;
+    settle.call::<_, ()>(())?;
     let finalize: Function = sdk.get("finalize")?;
-    let table: String = finalize.call((user.namespace()?,))?;
+    let table: String = finalize.call((namespace, warnings))?;
     Ok((sdk.get("run")?, table))
 }
 
 #[unsafe(export_name = "wizer.initialize")]
 pub extern "C" fn wizer_initialize() {
     let file = std::env::var("CAPSULE_TASK_FILE").unwrap_or_else(|_| "task.js".to_string());
-    let mut source = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut source) {
-        die(&format!("error: cannot read the task module `{file}`: {e}"));
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        die(&format!("error: cannot read the module map of `{file}`: {e}"));
     }
+    let map = modules::parse(&input).unwrap_or_else(|e| die(&format!("error: {e}")));
+    drop(input);
+    let entry = map.entry.clone();
+    modules::MAP.with(|m| *m.borrow_mut() = map);
     let runtime =
         Runtime::new().unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
+    runtime.set_loader(modules::MapResolver, modules::MapLoader);
     let context = Context::full(&runtime)
         .unwrap_or_else(|e| die(&format!("error: cannot start QuickJS: {e}")));
-    let (run, table) = context.with(|ctx| match initialize(&ctx, &file, source) {
+    let (run, table) = context.with(|ctx| match initialize(&ctx, &entry) {
         Ok((run, table)) => (Persistent::save(&ctx, run), table),
         Err(e) => die(&format!(
             "error: the task module `{file}` failed while loading (its top level runs at build time)\n{}",
@@ -420,7 +517,8 @@ fn run_task(name: String, args: String) -> Result<String, [String; 3]> {
                 .clone()
                 .restore(&ctx)
                 .and_then(|run| run.call::<_, Promise>((name, args)))
-                .and_then(|promise| promise.finish::<Object>());
+                .and_then(|promise| drive(&ctx, &promise))
+                .and_then(|value| <Object as rquickjs::FromJs>::from_js(&ctx, value));
             let outcome = match outcome {
                 Ok(outcome) => outcome,
                 Err(Error::WouldBlock) => {
@@ -431,7 +529,12 @@ fn run_task(name: String, args: String) -> Result<String, [String; 3]> {
                         String::new(),
                     ]);
                 }
-                Err(e) => return Err(["internal".into(), exception_text(&ctx, e), String::new()]),
+                Err(e) => {
+                    // A timer callback or nextTick threw (Node's uncaught exception).
+                    let text = exception_text(&ctx, e);
+                    let head = text.lines().next().unwrap_or_default().to_string();
+                    return Err(["task_error".into(), head, text]);
+                }
             };
             if let Ok(Some(json)) = outcome.get::<_, Option<String>>("ok") {
                 return Ok(json);

@@ -8,8 +8,8 @@
 // The module's top level runs once, at build time, inside the snapshot; tasks run later, each in a
 // fresh instance of it. The host-facing half (`finalize`, `run`) is called by the Rust guest only.
 
+// `host` is deleted from globalThis by node.js, which is evaluated next.
 const host = globalThis.__capsule_host;
-delete globalThis.__capsule_host;
 
 const TASK = Symbol("capsule.task");
 
@@ -104,6 +104,15 @@ export function readDir(path) {
  * Waits `ms` milliseconds. The task is single-threaded, so nothing else runs meanwhile; the
  * task's timeout still applies.
  */
+// The code interpreter's cells: evaluates a script in which `await` may appear at the top level
+// and resolves to its completion value (the value of its last expression statement).
+export async function evaluateCell(code) {
+  const completion = await host.evalAsync(code);
+  return completion !== null && typeof completion === "object" && "value" in completion
+    ? completion.value
+    : completion;
+}
+
 export function sleep(ms) {
   host.sleep(Number(ms));
   return Promise.resolve();
@@ -227,7 +236,7 @@ export function task(options, fn) {
 }
 
 /** Build time: binds tasks to their exports and returns the task table (JSON). */
-export function finalize(namespace) {
+export function finalize(namespace, warnings = []) {
   for (const [key, value] of Object.entries(namespace)) {
     const entry = value && value[TASK];
     if (entry && entry.exportName === null) entry.exportName = key;
@@ -242,7 +251,7 @@ export function finalize(namespace) {
     tasksByName.set(name, entry);
     tasks.push({ name, export: entry.exportName, config: entry.config });
   }
-  return JSON.stringify({ language: "javascript", tasks });
+  return JSON.stringify(warnings.length ? { language: "javascript", tasks, warnings } : { language: "javascript", tasks });
 }
 
 /** A sub-task failed; `errorType` says how (`timeout`, `permission_denied`, `task_error`...). */
@@ -293,7 +302,11 @@ export async function run(name, argsJson) {
   try {
     result = await entry.fn(...callArgs);
   } catch (error) {
-    const stack = error instanceof Error && error.stack ? `${describe(error)}\n${error.stack}` : describe(error);
+    const machinery = globalThis.__capsule_modules;
+    const exitCode = error instanceof Error ? error[machinery.EXIT] : undefined;
+    if (exitCode === 0) return { ok: "null" };
+    if (exitCode !== undefined) return failure("task_error", `the task called process.exit(${exitCode})`);
+    const stack = machinery.mapStack(error instanceof Error && error.stack ? `${describe(error)}\n${error.stack}` : describe(error));
     const name = error instanceof Error ? error.name : "";
     const kind = name === "HostDeniedError" ? "host_denied" : name === "PermissionError" ? "permission_denied" : "task_error";
     return failure(kind, describe(error), stack);

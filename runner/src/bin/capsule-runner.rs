@@ -20,7 +20,6 @@ fn main() -> ExitCode {
         Cli::Exec(command) => command.execute(None),
         Cli::Worker(command) => command.execute(None),
     };
-    capsule_runner::gc::release();
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(report::print_error(&error)),
