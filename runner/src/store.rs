@@ -11,7 +11,10 @@
 //!   entry, written only after every blob of the bundle matched its manifest (the signature is
 //!   checked again, against the trust of the moment, at every use);
 //! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles;
-//! - `layers/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
+//! - `layers-v2/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
+//!
+//! What a loaded bundle uses (its `.cwasm`, its layers) is leased ([`capsule_packager::lease`])
+//! for as long as it is loaded, so `capsule gc` leaves it alone.
 //!
 //! The fast path hashes the whole bundle file (BLAKE3, memory-mapped: a few milliseconds for a
 //! 20 MB bundle, where SHA-256 took 15), so a changed byte anywhere misses the index and
@@ -20,6 +23,7 @@
 
 use crate::Error;
 use capsule_packager::Digest;
+use capsule_packager::lease::Lease;
 use capsule_packager::sign::Signature;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -28,6 +32,15 @@ use std::path::{Path, PathBuf};
 
 const BUNDLES_DIR: &str = "bundles-b3";
 const IDENTITIES_DIR: &str = "bundles-id";
+const BLOBS_DIR: &str = "blobs";
+
+/// The store's areas (directories whose entries a collector may remove, see [`crate::gc`]).
+pub const AREAS: &[&str] = &[
+    IDENTITIES_DIR,
+    BUNDLES_DIR,
+    BLOBS_DIR,
+    capsule_packager::layer::LAYERS_DIR,
+];
 
 /// A file's identity as the kernel keeps it: device, inode, size, modification and status-change
 /// times (nanoseconds). Any write to the file, a rename over it or a `touch` changes the
@@ -144,10 +157,11 @@ impl Store {
         }
     }
 
-    /// The path of blob `digest`, if stored.
-    pub fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
-        let path = self.root.join("blobs").join(digest.hex());
-        path.is_file().then_some(path)
+    /// Blob `digest`, if stored, leased so that no collector removes it while in use.
+    pub fn blob(&self, digest: &Digest) -> Option<(PathBuf, Lease)> {
+        let path = self.root.join(BLOBS_DIR).join(digest.hex());
+        let lease = Lease::entry(&path)?;
+        Some((path, lease))
     }
 
     /// The manifest bytes (re-hashed) and signature recorded for the bundle whose file hashes to
@@ -155,17 +169,19 @@ impl Store {
     pub fn verified_manifest(&self, bundle: &BundleKey) -> Option<(Vec<u8>, Option<Signature>)> {
         let index = fs::read(self.root.join(BUNDLES_DIR).join(bundle.hex())).ok()?;
         let index: IndexEntry = serde_json::from_slice(&index).ok()?;
-        let bytes = fs::read(self.blob_path(&index.manifest)?).ok()?;
+        let path = self.root.join(BLOBS_DIR).join(index.manifest.hex());
+        let bytes = fs::read(path).ok()?;
         (Digest::of(&bytes) == index.manifest).then_some((bytes, index.signature))
     }
 
-    /// Stores a verified blob; returns its path.
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<PathBuf, Error> {
-        let path = self.root.join("blobs").join(digest.hex());
-        if !path.is_file() {
-            self.write_once(&path, bytes)?;
+    /// Stores a verified blob; returns its path, leased.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(PathBuf, Lease), Error> {
+        if let Some(stored) = self.blob(digest) {
+            return Ok(stored);
         }
-        Ok(path)
+        let path = self.root.join(BLOBS_DIR).join(digest.hex());
+        let lease = self.write_once(&path, bytes)?;
+        Ok((path, lease))
     }
 
     /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest and
@@ -185,9 +201,11 @@ impl Store {
         let text = serde_json::to_vec(&index)
             .map_err(|e| Error::Internal(format!("cannot encode the store index: {e}")))?;
         self.write_once(&self.root.join(BUNDLES_DIR).join(bundle.hex()), &text)
+            .map(drop)
     }
 
-    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    /// Writes `path` atomically, read-only; it is leased from the moment it appears.
+    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<Lease, Error> {
         let dir = path.parent().unwrap_or(&self.root);
         if !dir.is_dir() {
             create_private_dir(&self.root)?;
@@ -195,6 +213,10 @@ impl Store {
         }
         let staging = dir.join(format!(".tmp{}", std::process::id()));
         let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
+        let lease = file
+            .try_clone()
+            .and_then(Lease::staged)
+            .map_err(|e| io("lock", &staging, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_data())
             .map_err(|e| io("write", &staging, e))?;
@@ -204,7 +226,9 @@ impl Store {
             .permissions();
         perms.set_readonly(true);
         fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
-        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))
+        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))?;
+        capsule_packager::lease::mark_used(path);
+        Ok(lease)
     }
 }
 

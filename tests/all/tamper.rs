@@ -258,7 +258,10 @@ fn r17_a_bundle_changed_in_place_after_a_warm_exec_is_refused() {
         assert_eq!(code, Some(0), "{envelope}");
     }
     // One byte changed in place: same size, modification time put back.
-    let modified = std::fs::metadata(&copy).expect("stat").modified().expect("mtime");
+    let modified = std::fs::metadata(&copy)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
     let mut bytes = std::fs::read(&copy).expect("read");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
