@@ -243,3 +243,46 @@ fn r17_gc_never_touches_the_compiler_caches_under_a_running_build() {
         "{report}"
     );
 }
+
+#[test]
+fn r17_gc_spares_what_a_running_worker_has_loaded() {
+    let py = bundle(&fixture("echo.py"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let mut worker = in_cache(&cache)
+        .arg("worker")
+        .arg("--trust")
+        .arg(&test_key().1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn worker");
+    let mut input = worker.stdin.take().expect("stdin");
+    let mut output = std::io::BufReader::new(worker.stdout.take().expect("stdout"));
+    // Owns stdin: dropping it closes the stream, and the worker ends.
+    let mut call = move |id: u32| -> Value {
+        use std::io::{BufRead, Write};
+        let request = serde_json::json!({"id": id, "bundle": py, "args": [id]});
+        writeln!(input, "{request}").expect("write");
+        input.flush().expect("flush");
+        let mut line = String::new();
+        output.read_line(&mut line).expect("read");
+        serde_json::from_str(&line).expect("answer is JSON")
+    };
+    assert_eq!(call(1)["envelope"]["success"], true);
+    let report = gc(&cache);
+    assert!(kept(&report) >= 1, "the worker's stdlib layer: {report}");
+    assert!(!entries(&cache, "store/layers-v2").is_empty(), "{report}");
+    assert_eq!(store_entries(&cache), kept(&report), "{report}");
+    assert_eq!(
+        call(2)["envelope"]["success"],
+        true,
+        "the worker still runs"
+    );
+    drop(call);
+    assert!(worker.wait().expect("wait").success());
+
+    // The worker is gone, and its leases with it.
+    let report = gc(&cache);
+    assert_eq!((kept(&report), store_entries(&cache)), (0, 0), "{report}");
+}
