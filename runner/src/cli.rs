@@ -18,9 +18,12 @@ pub fn bound_caches() {
         return;
     };
     if let Err(error) = crate::gc::auto(&cache) {
-        eprintln!(
-            "warning: cannot bound the caches in `{}`: {error}",
-            cache.display()
-        );
+        let mut text = format!("warning: cannot bound the caches in `{}`", cache.display());
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(e) = cause {
+            text.push_str(&format!("\n  cause: {e}"));
+            cause = e.source();
+        }
+        eprintln!("{text}");
     }
 }

@@ -76,6 +76,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An environment variable holds a bad value.
+    #[error("invalid `{name}`")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with its value.
+        #[source]
+        source: Box<Error>,
+    },
     /// A size that does not parse.
     #[error(
         "invalid size `{found}`: expected a byte count or a number with `KB`, `MB`, `GB`, `KiB`, `MiB` or `GiB`, such as `500MB` or `2GiB`"
@@ -292,7 +301,12 @@ fn size_of(path: &Path) -> u64 {
 pub fn configured_max_size() -> Result<Option<u64>, Error> {
     match std::env::var("CAPSULE_CACHE_MAX_SIZE") {
         Ok(text) if text.trim() == "off" => Ok(None),
-        Ok(text) if !text.trim().is_empty() => parse_size(&text).map(Some),
+        Ok(text) if !text.trim().is_empty() => {
+            parse_size(&text).map(Some).map_err(|source| Error::Env {
+                name: "CAPSULE_CACHE_MAX_SIZE",
+                source: Box::new(source),
+            })
+        }
         _ => Ok(Some(DEFAULT_MAX_SIZE)),
     }
 }

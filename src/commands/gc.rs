@@ -26,9 +26,7 @@ impl GcCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let max_size = match &self.max_size {
             Some(text) => gc::parse_size(text).context("invalid `--max-size`")?,
-            None => gc::configured_max_size()
-                .context("invalid `CAPSULE_CACHE_MAX_SIZE`")?
-                .unwrap_or(gc::DEFAULT_MAX_SIZE),
+            None => gc::configured_max_size()?.unwrap_or(gc::DEFAULT_MAX_SIZE),
         };
         let cache = cache_dir()?;
         let report = gc::collect(&cache, max_size)

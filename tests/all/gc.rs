@@ -286,3 +286,47 @@ fn r17_gc_spares_what_a_running_worker_has_loaded() {
     let report = gc(&cache);
     assert_eq!((kept(&report), store_entries(&cache)), (0, 0), "{report}");
 }
+
+#[test]
+fn r17_a_bad_cache_size_is_an_error_naming_the_flag_or_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let output = in_cache(&cache)
+        .args(["gc", "--max-size", "lots"])
+        .output()
+        .expect("spawn gc");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`--max-size`") && stderr.contains("`lots`"),
+        "{stderr}"
+    );
+
+    let output = in_cache(&cache)
+        .env("CAPSULE_CACHE_MAX_SIZE", "huge")
+        .arg("gc")
+        .output()
+        .expect("spawn gc");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`CAPSULE_CACHE_MAX_SIZE`") && stderr.contains("`huge`"),
+        "{stderr}"
+    );
+
+    // After a command, the same mistake is a warning: the task's own outcome stands.
+    let output = exec(&cache, &bundle(&fixture("echo.js")))
+        .env("CAPSULE_CACHE_MAX_SIZE", "huge")
+        .output()
+        .expect("exec");
+    succeeded(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: cannot bound the caches"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`CAPSULE_CACHE_MAX_SIZE`") && stderr.contains("`huge`"),
+        "{stderr}"
+    );
+}
