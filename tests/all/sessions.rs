@@ -279,7 +279,7 @@ fn a_timeout_or_a_memory_bomb_ends_only_its_own_sessions_cell() {
     cell(&mut worker, 1, &other, "let kept = 'yes'");
     cell(&mut worker, 2, &bomb, "kept = 'yes'");
     worker.send(&json!({"id": "loop", "op": "run_code", "session": looping,
-        "code": "while True:\n    pass", "timeout": "800ms"}));
+        "code": "while True:\n    pass", "timeout": "800ms", "compute": "HIGH"}));
     // The other sessions answer while the loop runs.
     let started = Instant::now();
     let answer = cell(&mut worker, 3, &other, "kept");
@@ -336,7 +336,7 @@ fn idle_sessions_expire_and_the_least_recently_used_is_evicted() {
 fn cancel_stops_a_running_call_and_a_queued_cell_runs_nothing() {
     let mut worker = Worker::start(&[]);
     worker.send(
-        &json!({"id": "spin", "op": "run_code", "language": "javascript", "code": "for (;;) {}"}),
+        &json!({"id": "spin", "op": "run_code", "language": "javascript", "code": "for (;;) {}", "compute": "HIGH"}),
     );
     std::thread::sleep(Duration::from_millis(200));
     let status = worker.ask(&json!({"id": "s", "op": "status"}));
@@ -369,7 +369,7 @@ fn cancel_stops_a_running_call_and_a_queued_cell_runs_nothing() {
     let ran = cell(&mut worker, 2, &session, "ran");
     assert_eq!(value(&ran), &json!([]), "the cancelled cell ran: {ran}");
     worker.send(
-        &json!({"id": "busy2", "op": "run_code", "session": session, "code": "while True: pass"}),
+        &json!({"id": "busy2", "op": "run_code", "session": session, "code": "while True: pass", "compute": "HIGH"}),
     );
     std::thread::sleep(Duration::from_millis(200));
     worker.ask(&json!({"id": "c3", "op": "cancel", "target": "busy2"}));
