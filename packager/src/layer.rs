@@ -39,7 +39,11 @@ pub fn materialize_leased(
     }
     let parent = store.join(LAYERS_DIR);
     fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
-    let staging = parent.join(format!(".{}.{}", digest.hex(), std::process::id()));
+    let staging = parent.join(format!(
+        ".{}.{}",
+        digest.hex(),
+        crate::staging::unique_suffix()
+    ));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir(&staging).map_err(|e| Error::io("create", &staging, e))?;
     // Leased before it is renamed into place: a collector never sees it unleased.

@@ -35,6 +35,7 @@ pub mod lease;
 pub mod manifest;
 pub mod policy;
 pub mod sign;
+pub mod staging;
 
 pub use digest::Digest;
 pub use error::Error;

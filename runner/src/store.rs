@@ -211,7 +211,10 @@ impl Store {
             create_private_dir(&self.root)?;
             fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
         }
-        let staging = dir.join(format!(".tmp{}", std::process::id()));
+        let staging = dir.join(format!(
+            ".tmp{}",
+            capsule_packager::staging::unique_suffix()
+        ));
         let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
         let lease = file
             .try_clone()
