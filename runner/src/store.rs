@@ -5,7 +5,7 @@
 //! read-only; every name is a sha256):
 //!
 //! - `bundles-id/<BLAKE3 of a file identity>`: the BLAKE3 key of a bundle file whose identity
-//!   (device, inode, size, mtime, ctime; see [`FileIdentity`]) was the same before and after it was
+//!   (device, inode, size, mtime, ctime, its first 64 KiB; see [`FileIdentity`]) was the same before and after it was
 //!   hashed, so a warm `exec` of an unchanged file skips hashing it;
 //! - `bundles-b3/<BLAKE3 of the bundle file>`: the digest of that bundle's manifest and its signature
 //!   entry, written only after every blob of the bundle matched its manifest (the signature is
@@ -66,14 +66,15 @@ impl FileIdentity {
                 return None;
             }
             Some(FileIdentity(format!(
-                "{}:{}:{}:{}.{}:{}.{}",
+                "{}:{}:{}:{}.{}:{}.{}:{}",
                 meta.dev(),
                 meta.ino(),
                 meta.size(),
                 meta.mtime(),
                 meta.mtime_nsec(),
                 meta.ctime(),
-                meta.ctime_nsec()
+                meta.ctime_nsec(),
+                head_hash(path)?
             )))
         }
         #[cfg(not(unix))]
@@ -86,6 +87,26 @@ impl FileIdentity {
     fn name(&self) -> String {
         blake3::hash(self.0.as_bytes()).to_hex().to_string()
     }
+}
+
+/// Bytes at the start of a bundle file that take part in its identity.
+const HEAD_BYTES: u64 = 64 << 10;
+
+/// BLAKE3 of the file's first [`HEAD_BYTES`], where a bundle keeps its manifest (the first archive
+/// entry, naming every blob). Kernel timestamps come from a coarse clock and a deleted file's inode
+/// is reused, so two different files of one size, created in one clock tick by a tool that sets
+/// mtimes (npm extracts everything as of 1985), can share device, inode, size and times; their
+/// manifests differ.
+#[cfg(unix)]
+fn head_hash(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    fs::File::open(path)
+        .ok()?
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(blake3::hash(&head).to_hex().to_string())
 }
 
 /// How long a file must have been left alone before its identity stands for its bytes.
