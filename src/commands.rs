@@ -2,6 +2,7 @@
 
 mod build;
 mod inspect;
+mod interpreters;
 mod keygen;
 mod run;
 mod run_code;
@@ -9,6 +10,7 @@ mod verify;
 
 pub use build::BuildCommand;
 pub use inspect::InspectCommand;
+pub use interpreters::InterpretersCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;
 pub use run_code::RunCodeCommand;

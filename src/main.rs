@@ -19,6 +19,7 @@ enum Cli {
     RunCode(commands::RunCodeCommand),
     Worker(capsule_runner::cli::WorkerCommand),
     Inspect(commands::InspectCommand),
+    Interpreters(commands::InterpretersCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
 }
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Inspect(c) => c.execute(),
+        Cli::Interpreters(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),
     };
