@@ -18,6 +18,7 @@ class Worker {
     this.hello = {};
     this.pending = new Map();
     this.dead = null;
+    this.closing = false;
     this.stderr = "";
     this.child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.exited = new Promise((resolve) => this.child.once("close", (code, signal) => resolve({ code, signal })));
@@ -142,6 +143,8 @@ class Worker {
 
   /** Closes stdin (the worker answers what runs and exits); kills it after `timeoutMs`. */
   async close(timeoutMs = 10000) {
+    this.closing = true;
+    this.busy();
     this.child.stdin.end();
     const timer = setTimeout(() => this.kill("the worker did not exit after its input was closed"), timeoutMs);
     await this.exited;
@@ -158,6 +161,7 @@ class Worker {
   }
 
   idle() {
+    if (this.closing) return;
     this.child.unref();
     this.child.stdout.unref?.();
     this.child.stderr.unref?.();
