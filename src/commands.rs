@@ -13,5 +13,5 @@ pub use inspect::InspectCommand;
 pub use interpreters::InterpretersCommand;
 pub use keygen::KeygenCommand;
 pub use run::RunCommand;
-pub use run_code::RunCodeCommand;
+pub use run_code::{RunCodeCommand, interpreters_for_worker};
 pub use verify::VerifyCommand;

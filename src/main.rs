@@ -32,9 +32,9 @@ fn main() -> ExitCode {
         }
         Cli::Run(c) => c.execute(),
         Cli::RunCode(c) => c.execute(),
-        Cli::Worker(c) => {
-            local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
-        }
+        Cli::Worker(c) => local_compiler::host_compiler().and_then(|compiler| {
+            c.execute(Some(compiler), Some(commands::interpreters_for_worker()))
+        }),
         Cli::Inspect(c) => c.execute(),
         Cli::Interpreters(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),

@@ -1,12 +1,15 @@
 // Capsule's JavaScript code interpreter (`capsule run-code`, the worker's `run_code`).
 //
-// Built by Capsule's own pipeline like any task; each call runs one cell in a fresh instance of the
-// snapshot. A cell is a script: its completion value (the value of the last expression statement)
-// is the result; `await` works at the top level. The
-// limits below are the most a call may have; `run-code` narrows them to its documented defaults.
+// Built by Capsule's own pipeline like any task. A cell is a global, non-strict script: its
+// completion value (the value of its last expression statement) is the result, `await` works at
+// the top level, and its declarations stay global. `main` runs one cell in a fresh instance of
+// the snapshot; `session_cell` runs the cells of a worker session in the session's one live
+// instance, so a cell's `let`, `const`, `function` and `class` declarations are there for the
+// next. The limits below are the most a call may have; `run-code` and the worker narrow them to
+// their documented defaults, and grant hosts per call or session (none by default).
 import { evaluateCell, task } from "capsule";
 
-const indirectEval = eval;
+const LIMITS = { compute: "HIGH", ram: "2GiB", timeout: "5m", allowedHosts: ["*"] };
 
 function valueDocument(value) {
   if (value === undefined || value === null) {
@@ -29,18 +32,33 @@ function valueDocument(value) {
   return { format: "repr", value: null, repr };
 }
 
-async function evaluate(code) {
+// A cell's error shows the cell's own frames, not the interpreter's.
+function cellFramesOnly(error) {
+  if (error instanceof Error && typeof error.stack === "string") {
+    const lines = error.stack.split("\n");
+    const kept = lines.filter((line) => !/^\s+at /.test(line) || line.includes("(<cell"));
+    try {
+      error.stack = kept.join("\n");
+    } catch {
+      // a frozen error keeps its stack
+    }
+  }
+  return error;
+}
+
+async function runCell(code, filename) {
   try {
-    return await indirectEval(code);
+    return valueDocument(await evaluateCell(code, filename));
   } catch (error) {
-    const topLevelAwait = error instanceof SyntaxError && /\bawait\b/.test(code);
-    if (!topLevelAwait) throw error;
-    // A script with top-level await: QuickJS evaluates it as such, completion value included.
-    return await evaluateCell(code);
+    throw cellFramesOnly(error);
   }
 }
 
-export const run_code = task(
-  { name: "run_code", compute: "HIGH", ram: "2GiB", timeout: "5m" },
-  async (code) => valueDocument(await evaluate(code)),
-);
+export const run_code = task({ name: "main", ...LIMITS }, (code) => runCell(code, "<cell>"));
+
+let sessionCells = 0;
+
+export const session_cell = task({ name: "session_cell", ...LIMITS }, (code) => {
+  sessionCells += 1;
+  return runCell(code, `<cell ${sessionCells}>`);
+});

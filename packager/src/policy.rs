@@ -469,7 +469,8 @@ fn parse_files(v: &Value) -> Result<Vec<FileGrant>, String> {
         .collect()
 }
 
-fn parse_hosts(v: &Value) -> Result<Vec<String>, String> {
+/// A list of host patterns (`api.example.com`, `*.example.com`, `*`), lowercased.
+pub fn parse_hosts(v: &Value) -> Result<Vec<String>, String> {
     string_list(v, "host names")?
         .into_iter()
         .map(|item| {

@@ -7,6 +7,8 @@ use crate::subtask::{self, SubTaskScope};
 use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
@@ -52,6 +54,30 @@ impl Outputs {
         Outputs {
             stdout: CapturedOutput::new(OUTPUT_CAP),
             stderr: CapturedOutput::new(OUTPUT_CAP),
+        }
+    }
+
+    /// What was captured so far (a sub-task's attempt shares its caller's buffers, so this
+    /// includes the caller's output).
+    pub fn contents(&self) -> GuestOutput {
+        let (stdout, dropped_out) = self.stdout.contents();
+        let (stderr, dropped_err) = self.stderr.contents();
+        GuestOutput {
+            stdout,
+            stderr,
+            dropped_bytes: dropped_out + dropped_err,
+        }
+    }
+
+    /// What was captured so far, leaving the buffers empty (a live session's next cell starts
+    /// with nothing).
+    pub fn take(&self) -> GuestOutput {
+        let (stdout, dropped_out) = self.stdout.take();
+        let (stderr, dropped_err) = self.stderr.take();
+        GuestOutput {
+            stdout,
+            stderr,
+            dropped_bytes: dropped_out + dropped_err,
         }
     }
 }
@@ -181,6 +207,108 @@ fn wasi_context(environment: &Environment<'_>, output: &Outputs) -> Result<WasiC
     Ok(builder.build())
 }
 
+/// A fresh store for one instance of the bundle's component: its WASI context (see
+/// [`wasi_context`]), a memory limiter for `policy.ram_bytes`, fuel yields for exact accounting.
+pub(crate) fn new_store(
+    pre: &TaskPre<AttemptState>,
+    policy: &Policy,
+    environment: &Environment<'_>,
+    scope: SubTaskScope,
+    output: Outputs,
+) -> Result<Store<AttemptState>, ErrorInfo> {
+    let wasi = wasi_context(environment, &output)?;
+    let state = AttemptState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(policy.ram_bytes),
+        http: WasiHttpCtx::new(),
+        output,
+        scope,
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    store
+        .fuel_async_yield_interval(Some(ticker::FUEL_YIELD_INTERVAL))
+        .map_err(|e| internal(format!("cannot set fuel: {e:#}")))?;
+    Ok(store)
+}
+
+/// Readies `store` for one call: `fuel` to spend, `deadline` armed (see [`ticker::arm`]), the
+/// memory limiter's peak and refusal reset to this call. Returns the epoch-yield flag for
+/// [`ticker::UntilDeadline`].
+pub(crate) fn start_call(
+    store: &mut Store<AttemptState>,
+    fuel: u64,
+    deadline: Instant,
+) -> Result<Arc<AtomicBool>, ErrorInfo> {
+    store
+        .set_fuel(fuel)
+        .map_err(|e| internal(format!("cannot set fuel: {e:#}")))?;
+    let limiter = &mut store.data_mut().limiter;
+    limiter.refused = None;
+    limiter.peak = limiter.in_use();
+    store.data_mut().scope.deadline = deadline;
+    Ok(ticker::arm(store, deadline))
+}
+
+/// How a call on an instance ended, as [`ticker::UntilDeadline`] reports it: `None` when the
+/// deadline stopped it.
+pub(crate) type CallEnd = Option<wasmtime::Result<Result<String, TaskError>>>;
+
+/// Whether the instance can be called again after a call that ended so: only when the guest
+/// itself returned (a trap or a call stopped midway leaves it in no known state).
+pub(crate) fn instance_survives(end: &CallEnd) -> bool {
+    matches!(end, Some(Ok(_)))
+}
+
+/// The outcome of a call that ended with `end`: its result, or the failure typed (limits, traps,
+/// guest errors; a refused memory growth explains whatever failure followed it).
+pub(crate) fn finish_call(
+    store: &Store<AttemptState>,
+    end: CallEnd,
+    task: &str,
+    policy: &Policy,
+) -> Result<String, ErrorInfo> {
+    let called = match end {
+        None => Err(ErrorInfo {
+            error_type: ErrorType::Timeout,
+            message: format!(
+                "task `{task}` exceeded its timeout of {} ms",
+                policy.timeout_ms
+            ),
+            traceback: None,
+        }),
+        Some(Ok(Ok(json))) => Ok(json),
+        Some(Ok(Err(guest))) => Err(ErrorInfo {
+            error_type: ErrorType::from_guest(&guest.error_type),
+            message: guest.message,
+            traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
+        }),
+        Some(Err(trap)) => Err(classify_trap(&trap, task, policy)),
+    };
+    // A refused growth explains whatever failure followed it (a trap, or Python's MemoryError).
+    match (called, store.data().limiter.refused) {
+        (Err(error), Some(wanted))
+            if matches!(error.error_type, ErrorType::TaskError | ErrorType::Internal) =>
+        {
+            Err(ErrorInfo {
+                error_type: ErrorType::MemoryLimit,
+                message: format!(
+                    "task `{task}` exceeded its memory limit (ram = {}): it tried to grow to {wanted} bytes",
+                    limit_text(policy.ram_bytes)
+                ),
+                traceback: error.traceback,
+            })
+        }
+        (other, _) => other,
+    }
+}
+
+/// Fuel a call used, from what [`start_call`] gave it.
+pub(crate) fn fuel_used(store: &Store<AttemptState>, given: u64) -> u64 {
+    given.saturating_sub(store.get_fuel().unwrap_or(given))
+}
+
 /// Runs task `task` once in a fresh instance until `scope.deadline`. The deadline is enforced
 /// twice: the epoch callback stops wasm code (a CPU loop), the async timeout stops a wait in the
 /// host (a sleep). Guest output goes to `output`.
@@ -197,97 +325,41 @@ pub async fn attempt(
     let deadline = scope.deadline;
     let trace = scope.core.trace.clone();
     let depth = scope.depth;
-    let wasi = match wasi_context(environment, &output) {
-        Ok(wasi) => wasi,
-        Err(error) => {
-            return AttemptOutcome {
-                result: Err(error),
-                fuel_consumed: 0,
-                peak_memory_bytes: 0,
-                output: GuestOutput::default(),
-            };
-        }
+    let failed = |error| AttemptOutcome {
+        result: Err(error),
+        fuel_consumed: 0,
+        peak_memory_bytes: 0,
+        output: GuestOutput::default(),
     };
-    let state = AttemptState {
-        wasi,
-        table: ResourceTable::new(),
-        limiter: MemoryLimiter::new(policy.ram_bytes),
-        http: WasiHttpCtx::new(),
-        output: output.clone(),
-        scope,
+    let mut store = match new_store(pre, policy, environment, scope, output.clone()) {
+        Ok(store) => store,
+        Err(error) => return failed(error),
     };
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    let fueled = store
-        .fuel_async_yield_interval(Some(ticker::FUEL_YIELD_INTERVAL))
-        .and_then(|()| store.set_fuel(fuel));
-    let called = match fueled {
-        Err(e) => Err(internal(format!("cannot set fuel: {e:#}"))),
-        Ok(()) => {
-            let epoch_yield = ticker::arm(&mut store, deadline);
-            let run = async {
-                let started = Instant::now();
-                let instance = pre.instantiate_async(&mut store).await?;
-                let indent = crate::runner::indent(depth);
-                trace.stage(&format!("{indent}instantiate"), started.elapsed(), || {
-                    format!("fresh instance of `{task}`")
-                });
-                let running = Instant::now();
-                let result = instance.call_run(&mut store, task, args_json).await;
-                trace.stage(&format!("{indent}run"), running.elapsed(), || {
-                    format!("task `{task}`")
-                });
-                result
-            };
-            match ticker::UntilDeadline::new(run, deadline, epoch_yield).await {
-                None => Err(ErrorInfo {
-                    error_type: ErrorType::Timeout,
-                    message: format!(
-                        "task `{task}` exceeded its timeout of {} ms",
-                        policy.timeout_ms
-                    ),
-                    traceback: None,
-                }),
-                Some(Ok(Ok(json))) => Ok(json),
-                Some(Ok(Err(guest))) => Err(ErrorInfo {
-                    error_type: ErrorType::from_guest(&guest.error_type),
-                    message: guest.message,
-                    traceback: Some(guest.traceback).filter(|t| !t.is_empty()),
-                }),
-                Some(Err(trap)) => Err(classify_trap(&trap, task, policy)),
-            }
-        }
+    let epoch_yield = match start_call(&mut store, fuel, deadline) {
+        Ok(flag) => flag,
+        Err(error) => return failed(error),
     };
-    let fuel_consumed = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));
-    let limiter = &store.data().limiter;
-    let peak_memory_bytes = limiter.peak as u64;
-    // A refused growth explains whatever failure followed it (a trap, or Python's MemoryError).
-    let result = match (called, limiter.refused) {
-        (Err(error), Some(wanted))
-            if matches!(error.error_type, ErrorType::TaskError | ErrorType::Internal) =>
-        {
-            Err(ErrorInfo {
-                error_type: ErrorType::MemoryLimit,
-                message: format!(
-                    "task `{task}` exceeded its memory limit (ram = {}): it tried to grow to {wanted} bytes",
-                    limit_text(policy.ram_bytes)
-                ),
-                traceback: error.traceback,
-            })
-        }
-        (other, _) => other,
+    let run = async {
+        let started = Instant::now();
+        let instance = pre.instantiate_async(&mut store).await?;
+        let indent = crate::runner::indent(depth);
+        trace.stage(&format!("{indent}instantiate"), started.elapsed(), || {
+            format!("fresh instance of `{task}`")
+        });
+        let running = Instant::now();
+        let result = instance.call_run(&mut store, task, args_json).await;
+        trace.stage(&format!("{indent}run"), running.elapsed(), || {
+            format!("task `{task}`")
+        });
+        result
     };
-    let (out, dropped_out) = output.stdout.contents();
-    let (err, dropped_err) = output.stderr.contents();
+    let end = ticker::UntilDeadline::new(run, deadline, epoch_yield).await;
+    let result = finish_call(&store, end, task, policy);
     AttemptOutcome {
         result,
-        fuel_consumed,
-        peak_memory_bytes,
-        output: GuestOutput {
-            stdout: out,
-            stderr: err,
-            dropped_bytes: dropped_out + dropped_err,
-        },
+        fuel_consumed: fuel_used(&store, fuel),
+        peak_memory_bytes: store.data().limiter.peak as u64,
+        output: output.contents(),
     }
 }
 

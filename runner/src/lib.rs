@@ -30,6 +30,7 @@ mod http;
 mod instance;
 mod language;
 mod limits;
+mod live;
 mod outcome;
 mod output;
 mod runner;
@@ -41,7 +42,10 @@ pub mod worker;
 
 pub use error::Error;
 pub use http::HostRequest;
+pub use instance::GrantedDir;
 pub use language::Language;
+pub use live::{CallLimits, LiveCall, LiveGrants, LiveInstance, OutputListeners};
 pub use outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput, SubTaskRecord};
+pub use output::Listener;
 pub use runner::{CallOptions, LoadedBundle, LocalCompiler, Mount, Narrowing, Runner};
 pub use trace::Trace;

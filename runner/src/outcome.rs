@@ -29,6 +29,10 @@ pub enum ErrorType {
     BundleInvalid,
     /// The bundle has no code this runner can load: nothing ran.
     Incompatible,
+    /// The caller cancelled the call while it ran (worker protocol `cancel`).
+    Cancelled,
+    /// The code interpreter session named was closed (TTL, eviction, a limit, a cancel).
+    SessionLost,
 }
 
 impl ErrorType {
@@ -57,12 +61,17 @@ impl ErrorType {
             ErrorType::Internal => "internal",
             ErrorType::BundleInvalid => "bundle_invalid",
             ErrorType::Incompatible => "incompatible",
+            ErrorType::Cancelled => "cancelled",
+            ErrorType::SessionLost => "session_lost",
         }
     }
 
     /// Whether another attempt could succeed: arguments that do not fit never will.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorType::InvalidArgs)
+        !matches!(
+            self,
+            ErrorType::InvalidArgs | ErrorType::Cancelled | ErrorType::SessionLost
+        )
     }
 }
 

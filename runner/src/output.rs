@@ -1,5 +1,7 @@
 //! Bounded capture of a guest's stdout/stderr: the first `cap` bytes are kept, the rest counted and
-//! dropped. Writing never fails (a full buffer must not turn into a guest error or a trap).
+//! dropped. Writing never fails (a full buffer must not turn into a guest error or a trap). A
+//! listener may also receive the kept output as it is written (the worker's `stream: true`), as
+//! text whose multi-byte characters are never split between two calls.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -7,14 +9,59 @@ use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-#[derive(Debug, Default)]
+/// Receives streamed output as it is written.
+pub type Listener = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Default)]
 struct Buffer {
     bytes: Vec<u8>,
     dropped: u64,
+    listener: Option<Listener>,
+    /// The start of a multi-byte character whose remaining bytes were not written yet.
+    carry: Vec<u8>,
+}
+
+impl Buffer {
+    /// Passes `data` (after any carried bytes) to the listener as text; an incomplete character at
+    /// the end is carried to the next write, invalid bytes become U+FFFD.
+    fn stream(&mut self, data: &[u8]) {
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        let mut pending = std::mem::take(&mut self.carry);
+        pending.extend_from_slice(data);
+        let mut text = String::new();
+        let mut rest = pending.as_slice();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    break;
+                }
+                Err(error) => {
+                    let (valid, after) = rest.split_at(error.valid_up_to());
+                    text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    match error.error_len() {
+                        Some(bad) => {
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            rest = &after[bad..];
+                        }
+                        None => {
+                            self.carry = after.to_vec();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !text.is_empty() {
+            listener(&text);
+        }
+    }
 }
 
 /// A shared, bounded output buffer; clones write to the same buffer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CapturedOutput {
     buffer: Arc<Mutex<Buffer>>,
     cap: usize,
@@ -37,6 +84,33 @@ impl CapturedOutput {
         let room = self.cap.saturating_sub(buffer.bytes.len()).min(data.len());
         buffer.bytes.extend_from_slice(&data[..room]);
         buffer.dropped += (data.len() - room) as u64;
+        buffer.stream(&data[..room]);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Streams what is written from now on to `listener` (`None`: stop; a carried partial
+    /// character is then passed on, replaced).
+    pub fn set_listener(&self, listener: Option<Listener>) {
+        let mut buffer = self.lock();
+        if let Some(old) = buffer.listener.take()
+            && !buffer.carry.is_empty()
+        {
+            old(&String::from_utf8_lossy(&std::mem::take(&mut buffer.carry)));
+        }
+        buffer.listener = listener;
+    }
+
+    /// What was kept and how many bytes were dropped, leaving the buffer empty.
+    pub fn take(&self) -> (String, u64) {
+        let mut buffer = self.lock();
+        let bytes = std::mem::take(&mut buffer.bytes);
+        let dropped = std::mem::take(&mut buffer.dropped);
+        (String::from_utf8_lossy(&bytes).into_owned(), dropped)
     }
 
     /// What was kept (lossy UTF-8) and how many bytes were dropped.

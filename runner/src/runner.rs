@@ -39,7 +39,7 @@ pub trait LocalCompiler: Send + Sync {
 
 /// A verified bundle whose code is loaded and ready to instantiate.
 pub struct LoadedBundle {
-    core: Arc<BundleCore>,
+    pub(crate) core: Arc<BundleCore>,
     signer: Signer,
     compiled_locally: bool,
     /// Keeps timeouts working for as long as the bundle can be called.
@@ -711,7 +711,7 @@ fn granted_dirs(root: &Path, policy: &Policy, mounts: &[Mount]) -> Result<Vec<Gr
         .collect()
 }
 
-fn envelope(
+pub(crate) fn envelope(
     result: Result<String, ErrorInfo>,
     execution: Execution,
     output: GuestOutput,

@@ -65,8 +65,8 @@ fn parse_language(text: &str) -> Result<Language, String> {
 /// The interpreter sources; built like any task file.
 const PYTHON_INTERPRETER: &str = include_str!("../../guest-images/interpreters/run_code.py");
 const JAVASCRIPT_INTERPRETER: &str = include_str!("../../guest-images/interpreters/run_code.js");
-/// The task every interpreter bundle exports.
-const TASK: &str = "run_code";
+/// The stateless cell task of every interpreter bundle (its entry).
+const TASK: &str = "main";
 
 /// Where an installed package (the Python wheel, the npm package) ships prebuilt interpreters:
 /// `<prefix>/share/capsule/interpreters/<language>.capsule` next to `<prefix>/bin/capsule`. They
@@ -92,18 +92,7 @@ pub fn interpreter_bundle(language: Language) -> anyhow::Result<PathBuf> {
 
 /// The interpreter bundle for `language` built by this binary into the cache (on first use).
 pub fn built_interpreter(language: Language) -> anyhow::Result<PathBuf> {
-    let (file, source) = match language {
-        Language::Python => ("run_code.py", PYTHON_INTERPRETER),
-        Language::Javascript => ("run_code.js", JAVASCRIPT_INTERPRETER),
-    };
-    // Its own project directory, with a marker so that nothing around it is taken in.
-    let dir = cache_dir()?.join("interpreters").join(language.name());
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    write_if_changed(&dir.join("capsule.toml"), "")?;
-    let task = dir.join(file);
-    write_if_changed(&task, source)?;
-    let targets: Vec<Target> = Target::host().into_iter().collect();
-    let plan = Plan::new(&task, None, &targets, &ProjectArgs::default(), None)?;
+    let (dir, plan) = interpreter_plan(language)?;
     let bundle = plan.cache_path()?;
     if bundle.is_file() {
         return Ok(bundle);
@@ -132,6 +121,46 @@ pub fn built_interpreter(language: Language) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("cannot write `{}`", bundle.display()))?;
     }
     Ok(bundle)
+}
+
+/// The build plan of `language`'s interpreter, its sources written to their own project
+/// directory in the cache; returns that directory too.
+fn interpreter_plan(language: Language) -> anyhow::Result<(PathBuf, Plan)> {
+    let (file, source) = match language {
+        Language::Python => ("run_code.py", PYTHON_INTERPRETER),
+        Language::Javascript => ("run_code.js", JAVASCRIPT_INTERPRETER),
+    };
+    // Its own project directory, with a marker so that nothing around it is taken in.
+    let dir = cache_dir()?.join("interpreters").join(language.name());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    write_if_changed(&dir.join("capsule.toml"), "")?;
+    let task = dir.join(file);
+    write_if_changed(&task, source)?;
+    let targets: Vec<Target> = Target::host().into_iter().collect();
+    let plan = Plan::new(&task, None, &targets, &ProjectArgs::default(), None)?;
+    Ok((dir, plan))
+}
+
+/// The worker's view of the interpreters: shipped or built by this binary.
+struct WorkerInterpreters;
+
+impl capsule_runner::worker::InterpreterBundles for WorkerInterpreters {
+    fn bundle(&self, language: Language) -> Result<PathBuf, String> {
+        interpreter_bundle(language)
+            .map_err(|e| format!("cannot build the {language} interpreter: {e:#}"))
+    }
+
+    fn existing(&self, language: Language) -> Option<PathBuf> {
+        shipped_interpreter(language).or_else(|| {
+            let (_, plan) = interpreter_plan(language).ok()?;
+            plan.cache_path().ok().filter(|bundle| bundle.is_file())
+        })
+    }
+}
+
+/// The interpreters for `capsule worker`.
+pub fn interpreters_for_worker() -> std::sync::Arc<dyn capsule_runner::worker::InterpreterBundles> {
+    std::sync::Arc::new(WorkerInterpreters)
 }
 
 fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -62,12 +62,12 @@ def _value(value):
         return {"format": "repr", "value": None, "repr": repr(value)}
 
 
-def run_cell(code, namespace):
-    """Runs `code` in `namespace` as a notebook cell; returns the value document (see `_value`)
-    or raises `CellError`."""
+def run_cell(code, namespace, filename=CELL_FILE):
+    """Runs `code` in `namespace` as a notebook cell named `filename` in tracebacks (`<cell>`, or
+    `<cell N>` in a session, where functions of earlier cells keep their own source); returns the
+    value document (see `_value`) or raises `CellError`."""
     global _counter
     _counter += 1
-    filename = CELL_FILE
     # The cell's source, for tracebacks (it is no file).
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     namespace.setdefault("__name__", "__main__")
@@ -89,7 +89,7 @@ def _one_line(error):
 def _cell_traceback(error):
     """The traceback from the cell's first frame on (the interpreter's own frames left out)."""
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_FILE:
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(CELL_FILE[:-1]):
         tb = tb.tb_next
     if isinstance(error, SyntaxError):
         tb = None  # the location is in the error itself

@@ -16,7 +16,7 @@ mod native;
 
 use rquickjs::{
     Array, Context, Ctx, Error, Exception, Function, Module, Object, Persistent, Promise, Runtime,
-    Value,
+    Value, context::EvalOptions,
 };
 use std::alloc::{Layout, alloc, realloc};
 use std::cell::RefCell;
@@ -324,13 +324,22 @@ fn install_host<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
             },
         )?,
     )?;
-    // A script with top-level `await` (the code interpreter's cells): a promise of
-    // `{ value: <completion value> }`.
+    // The code interpreter's cells: a global, non-strict script (so `x = 1` and a cell's `let`,
+    // `const`, `function` and `class` declarations stay visible to later cells of a session) in
+    // which `await` may appear at the top level; a promise of `{ value: <completion value> }`.
+    // `filename` names the cell in stack traces.
     host.set(
         "evalAsync",
         Function::new(
             ctx.clone(),
-            |ctx: Ctx<'js>, code: String| -> rquickjs::Result<Promise<'js>> { ctx.eval_promise(code) },
+            |ctx: Ctx<'js>, code: String, filename: String| -> rquickjs::Result<Promise<'js>> {
+                let mut options = EvalOptions::default();
+                options.global = true;
+                options.strict = false;
+                options.promise = true;
+                options.filename = Some(filename);
+                ctx.eval_with_options(code, options)
+            },
         )?,
     )?;
     native::install(ctx, &host)?;

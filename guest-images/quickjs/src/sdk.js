@@ -104,10 +104,11 @@ export function readDir(path) {
  * Waits `ms` milliseconds. The task is single-threaded, so nothing else runs meanwhile; the
  * task's timeout still applies.
  */
-// The code interpreter's cells: evaluates a script in which `await` may appear at the top level
-// and resolves to its completion value (the value of its last expression statement).
-export async function evaluateCell(code) {
-  const completion = await host.evalAsync(code);
+// The code interpreter's cells: evaluates `code` as a global script in which `await` may appear
+// at the top level and resolves to its completion value (the value of its last expression
+// statement). Its declarations stay global; `filename` names it in stack traces.
+export async function evaluateCell(code, filename = "<cell>") {
+  const completion = await host.evalAsync(String(code), String(filename));
   return completion !== null && typeof completion === "object" && "value" in completion
     ? completion.value
     : completion;

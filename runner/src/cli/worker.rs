@@ -1,5 +1,5 @@
 use super::args::{TrustArgs, cache_dir};
-use crate::worker::{self, WorkerOptions};
+use crate::worker::{self, InterpreterBundles, WorkerOptions};
 use crate::{LocalCompiler, Runner};
 use anyhow::{Context, bail};
 use std::sync::Arc;
@@ -40,6 +40,15 @@ pub struct WorkerCommand {
     #[arg(long, value_name = "DURATION")]
     request_timeout: Option<String>,
 
+    /// Code interpreter sessions open at once (protocol v2 `session.open`); opening one more
+    /// closes the least recently used idle one.
+    #[arg(long, value_name = "N", default_value_t = worker::DEFAULT_MAX_SESSIONS as u32)]
+    max_sessions: u32,
+
+    /// Idle time after which a session is closed (`90s`, `10m`).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    session_ttl: String,
+
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -49,10 +58,16 @@ Exit status:\n  0  every request was answered (failed tasks included: see each e
 
 /// Most slots a pool is sized for: each reserves address space for its memories.
 const MAX_IN_FLIGHT: u32 = 256;
+/// Most sessions: each holds a slot for its whole life.
+const MAX_SESSIONS: u32 = 256;
 
 impl WorkerCommand {
     /// Runs the worker until EOF on stdin; returns the exit code.
-    pub fn execute(self, compiler: Option<Arc<dyn LocalCompiler>>) -> anyhow::Result<u8> {
+    pub fn execute(
+        self,
+        compiler: Option<Arc<dyn LocalCompiler>>,
+        interpreters: Option<Arc<dyn InterpreterBundles>>,
+    ) -> anyhow::Result<u8> {
         if self.max_in_flight == 0 || self.max_in_flight > MAX_IN_FLIGHT {
             bail!(
                 "`--max-in-flight` must be between 1 and {MAX_IN_FLIGHT}, got {}",
@@ -73,10 +88,24 @@ impl WorkerCommand {
                     .map_err(|e| anyhow::anyhow!("invalid `--request-timeout`: {e}"))
             })
             .transpose()?;
+        if self.max_sessions == 0 || self.max_sessions > MAX_SESSIONS {
+            bail!(
+                "`--max-sessions` must be between 1 and {MAX_SESSIONS}, got {}",
+                self.max_sessions
+            );
+        }
+        let session_ttl = capsule_packager::policy::parse_timeout(&serde_json::Value::String(
+            self.session_ttl.clone(),
+        ))
+        .map_err(|e| anyhow::anyhow!("invalid `--session-ttl`: {e}"))?;
         if self.processes > 1 {
             return super::worker_pool::serve(usize::from(self.processes), &self.child_args());
         }
-        let mut runner = Runner::pooled(cache_dir()?.join("store"), self.max_in_flight)?;
+        // Each open session holds an instance slot besides those of the calls in flight.
+        let mut runner = Runner::pooled(
+            cache_dir()?.join("store"),
+            self.max_in_flight + self.max_sessions,
+        )?;
         if let Some(compiler) = compiler {
             runner = runner.with_local_compiler(compiler);
         }
@@ -86,6 +115,9 @@ impl WorkerCommand {
             request_timeout,
             trust: self.trust.trust()?,
             files_root: None,
+            interpreters,
+            max_sessions: self.max_sessions as usize,
+            session_ttl,
         };
         let stdin = std::io::stdin().lock();
         worker::serve(runner, options, stdin, std::io::stdout())
