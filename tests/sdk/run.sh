@@ -30,4 +30,4 @@ cp "$root"/tests/sdk/node/* "$work/node-project/"
   && npm init -y >/dev/null \
   && npm install --silent --no-audit --no-fund "$tarball" typescript@5 @types/node@20 >/dev/null \
   && npx --no-install tsc --noEmit --strict --skipLibCheck --target es2022 --module nodenext --moduleResolution nodenext types-check.mts)
-(cd "$work/node-project" && FIXTURES="$root/tests/sdk/fixtures" node --test --test-concurrency=1 ./*.test.mjs ./*.test.cjs)
+(cd "$work/node-project" && FIXTURES="$root/tests/sdk/fixtures" node --test ./*.test.mjs ./*.test.cjs)

@@ -1,7 +1,7 @@
 // The Node host SDK, installed from the npm tarball into a fresh project, driving the real
 // `capsule worker` it ships.
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
@@ -176,7 +176,7 @@ test("a session with files", async () => {
   try {
     const session = await capsule.createSession({ language: "javascript" });
     await session.files.write("data/in.json", JSON.stringify({ xs: [1, 2, 3] }));
-    const cell = await session.runCode("const fs = require('fs');\nconst data = JSON.parse(fs.readFileSync('/workspace/data/in.json', 'utf8'));\ndata.xs.length");
+    const cell = await session.runCode("const fs = await import('node:fs');\nconst data = JSON.parse(fs.readFileSync('/workspace/data/in.json', 'utf8'));\ndata.xs.length");
     assert.equal(cell.result, 3, JSON.stringify(cell.error));
     assert.equal((await session.runCode("data.xs.reduce((a, b) => a + b)")).result, 6);
     await session.runCode("fs.writeFileSync('/workspace/out.txt', 'done')");
