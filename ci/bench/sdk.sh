@@ -7,7 +7,7 @@
 #   async    Python `AsyncCapsule().run_code`
 #   node     Node `new Capsule().runCode`       (from the built npm tarball, in a fresh project)
 #   adapter  capsule-run-adapter 0.3.5 `run_python` / `run_javascript` (from the package index,
-#            its own venv; after its `load_sandboxes()` warm-up)
+#            its own venv; its first calls, which compile its sandboxes, are the warm-up)
 #
 #   ci/bench/sdk.sh [CALLS]      (default 200 per client and language)
 set -euo pipefail
@@ -35,5 +35,6 @@ for language in python javascript; do
   row "$("$work/venv/bin/python" $client sync --language $language --count "$calls")"
   row "$("$work/venv/bin/python" $client async --language $language --count "$calls")"
   row "$(cd "$work/node" && node sdk_client.mjs $language "$calls")"
-  row "$(cd "$work" && HOME=$work "$work/adapter/bin/python" "$root/$client" adapter --language $language --count "$calls")"
+  # The adapter runs the `capsule` of its own dependency (capsule-run) from PATH.
+  row "$(cd "$work" && PATH=$work/adapter/bin:$PATH "$work/adapter/bin/python" "$root/$client" adapter --language $language --count "$calls")"
 done

@@ -12,7 +12,7 @@ import asyncio
 import os
 import platform
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 from ._errors import CapsuleError
 
@@ -32,12 +32,12 @@ def is_source(path: Path) -> bool:
     return path.suffix in SOURCE_SUFFIXES
 
 
-def cache_dir(env: Optional[Dict[str, str]] = None) -> Path:
+def cache_dir(env: Optional[Mapping[str, str]] = None) -> Path:
     """Capsule's cache directory, as the binary computes it."""
-    env = os.environ if env is None else env
-    if env.get("CAPSULE_CACHE_DIR"):
-        return Path(env["CAPSULE_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    source: Mapping[str, str] = os.environ if env is None else env
+    if source.get("CAPSULE_CACHE_DIR"):
+        return Path(source["CAPSULE_CACHE_DIR"])
+    base = source.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "capsule"
 
 

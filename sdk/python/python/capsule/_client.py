@@ -17,12 +17,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._build import Builder, is_source
 from ._duration import Duration, to_seconds, to_text
-from ._fields import limits
+from ._fields import limits, split_list
 from ._errors import DeadlineExceeded, OperationError, UnsupportedError, WorkerError
 from ._binary import find_binary
 from ._result import Result
 from ._session import AsyncSession, SessionOpener
-from ._worker import EventHandler, Worker, split_list
+from ._worker import EventHandler, Worker
 
 __all__ = ["AsyncCapsule", "OutputCallback"]
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._duration import Duration, to_text
-from ._worker import split_list
 
-__all__ = ["limits"]
+__all__ = ["limits", "split_list"]
+
+
+def split_list(value: Optional[Union[str, Sequence[str]]]) -> List[str]:
+    """A list of strings from `None`, a string, or a sequence of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
 
 def limits(message: Dict[str, Any], *, timeout: Optional[Duration], ram: Optional[str],

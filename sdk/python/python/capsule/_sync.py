@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
-from typing import Any, Awaitable, Dict, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
 from ._client import AsyncCapsule
+from ._duration import Duration
+from ._errors import WorkerError
 from ._result import Result
 from ._session import AsyncSession, FileInfo
 
@@ -24,6 +27,7 @@ class _LoopThread:
     """An event loop running forever in a daemon thread."""
 
     def __init__(self) -> None:
+        self.stopped = False
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="capsule-client", daemon=True)
         self._thread.start()
@@ -32,6 +36,10 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
 
     def call(self, coro: Awaitable[T]) -> T:
+        if self.stopped:
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise WorkerError("this client is closed")
         future = self.submit(coro)
         try:
             return future.result()
@@ -40,6 +48,7 @@ class _LoopThread:
             raise
 
     def stop(self) -> None:
+        self.stopped = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -49,9 +58,22 @@ class Capsule:
 
     Use as `with Capsule() as capsule: capsule.run_code("1 + 1")`."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        binary: Optional[str] = None,
+        trust: Union[str, Sequence[str], None] = None,
+        allow_unsigned: bool = False,
+        max_in_flight: int = 16,
+        request_timeout: Optional[Duration] = None,
+        grace: float = 5.0,
+        cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self._async = AsyncCapsule(binary=binary, trust=trust, allow_unsigned=allow_unsigned,
+                                   max_in_flight=max_in_flight, request_timeout=request_timeout,
+                                   grace=grace, cwd=cwd, env=env)
         self._thread = _LoopThread()
-        self._async = AsyncCapsule(**options)
 
     @property
     def aio(self) -> AsyncCapsule:
@@ -75,7 +97,9 @@ class Capsule:
         self._thread.call(self._async.start())
 
     def close(self) -> None:
-        """Stops the worker and the client's thread."""
+        """Stops the worker and the client's thread (again: no effect)."""
+        if self._thread.stopped:
+            return
         try:
             self._thread.call(self._async.close())
         finally:

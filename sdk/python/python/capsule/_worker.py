@@ -12,7 +12,7 @@ import collections
 import json
 import os
 import signal
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, Optional, Sequence
 
 from ._errors import WorkerError
 
@@ -234,12 +234,3 @@ def _describe_exit(code: Optional[int]) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
-
-
-def split_list(value: Optional[Sequence[str]]) -> List[str]:
-    """A list of strings from `None`, a string, or a sequence."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
