@@ -62,9 +62,11 @@ test("client: kwargs, other tasks, output, bad input", async () => {
   const dir = project();
   const capsule = new Capsule({ cwd: dir });
   try {
-    const result = await capsule.run("kwargs.py", { args: [2, 3], kwargs: { scale: 10 } });
+    const seen = [];
+    const result = await capsule.run("kwargs.py", { args: [2, 3], kwargs: { scale: 10 }, onStdout: (t) => seen.push(t) });
     assert.deepEqual(result.result, { sum: 50 });
     assert.equal(result.stdout, "a=2 b=3\n");
+    assert.equal(seen.join(""), "a=2 b=3\n");
     assert.equal((await capsule.run("kwargs.py", { task: "shout", args: ["hi"] })).result, "HI");
     await assert.rejects(capsule.run("missing.py"), /missing\.py/);
     await assert.rejects(capsule.run("sandbox.py", { args: ["1"], timeout: "soon" }), RangeError);

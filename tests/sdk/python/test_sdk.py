@@ -72,9 +72,11 @@ def test_task_runs_natively_on_the_host(project):
 
 def test_client_run_task_kwargs_and_output(project):
     with Capsule() as client:
-        result = client.run("kwargs.py", args=[2, 3], kwargs={"scale": 10})
+        seen = []
+        result = client.run("kwargs.py", args=[2, 3], kwargs={"scale": 10}, on_stdout=seen.append)
         assert result.success and result.result == {"sum": 50}
         assert result.stdout == "a=2 b=3\n"
+        assert "".join(seen) == "a=2 b=3\n"
         assert result.error is None
         assert client.run("kwargs.py", task="shout", args=["hi"]).result == "HI"
         missing = client.run("kwargs.py", task="nope")

@@ -165,7 +165,8 @@ class AsyncCapsule:
         on_stderr: Optional[OutputCallback] = None,
     ) -> Result:
         """Runs a task of a bundle, or of a task source (`.py`, `.js`, `.ts`, ...: built and
-        cached first). `timeout` may only narrow the task's own."""
+        cached first). `timeout` may only narrow the task's own. `on_stdout`/`on_stderr` get the
+        task's output when it ends."""
         path = Path(self._cwd, os.fspath(bundle_or_file)).resolve()
         if path.suffix == ".wasm":
             raise ValueError(f"`{bundle_or_file}` is a .wasm module; Capsule runs `.capsule` bundles or task sources (.py, .js, .ts)")
@@ -175,7 +176,7 @@ class AsyncCapsule:
             raise TypeError(f"`args` must be a list, got {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise TypeError(f"`kwargs` must be a dict, got {type(kwargs).__name__}")
-        worker = await self.start()
+        await self.start()
         bundle = await self._get_builder().bundle(path) if is_source(path) else path
         message: Dict[str, Any] = {"bundle": str(bundle), "args": list(args)}
         if task is not None:
@@ -186,9 +187,15 @@ class AsyncCapsule:
         if timeout is not None:
             message["timeout"] = to_text(timeout)
             deadline = min(to_seconds(timeout), deadline or float("inf"))
-        self._stream(message, worker, on_stdout, on_stderr)
-        answer = await self._call(message, deadline, _events(on_stdout, on_stderr))
-        return _envelope_result(answer, cell=False)
+        # Today's worker refuses `stream` on task calls (the protocol document allows it): the
+        # callbacks get the task's whole output when it ends.
+        answer = await self._call(message, deadline, None)
+        result = _envelope_result(answer, cell=False)
+        if on_stdout is not None and result.stdout:
+            on_stdout(result.stdout)
+        if on_stderr is not None and result.stderr:
+            on_stderr(result.stderr)
+        return result
 
     async def run_code(
         self,
