@@ -271,16 +271,6 @@ class AsyncCapsule:
             raise OperationError(str(error.get("error_type", "internal")), str(error.get("message", "")))
         return answer
 
-    @property
-    def generation(self) -> int:
-        """How many workers this client has started; a session lives in one generation."""
-        return self._generation
-
-    def current_worker(self) -> Optional[Worker]:
-        """The worker now serving calls, if it is alive."""
-        worker = self._worker
-        return worker if worker is not None and worker.alive else None
-
     @staticmethod
     def _stream(message: Dict[str, Any], worker: Worker, on_stdout: Any, on_stderr: Any) -> None:
         if (on_stdout or on_stderr) and worker.protocol >= 2:
@@ -338,6 +328,8 @@ class AsyncCapsule:
         await worker.drain()
         done, _ = await asyncio.wait({future}, timeout=seconds)
         if not done:
+            # Nobody waits for it any more: if the worker dies, its error is expected.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             return None
         return future.result()
 
