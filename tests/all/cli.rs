@@ -329,12 +329,16 @@ fn r15_build_reuse_prints_the_cached_bundle_per_signer() {
     };
     let (first, _) = build(Some(&test_key().0));
     assert!(first.is_file(), "{}", first.display());
-    let modified = std::fs::metadata(&first).and_then(|m| m.modified()).expect("mtime");
+    let modified = std::fs::metadata(&first)
+        .and_then(|m| m.modified())
+        .expect("mtime");
     let (again, rebuilt) = build(Some(&test_key().0));
     assert_eq!(again, first);
     assert!(!rebuilt, "--reuse built again");
     assert_eq!(
-        std::fs::metadata(&first).and_then(|m| m.modified()).expect("mtime"),
+        std::fs::metadata(&first)
+            .and_then(|m| m.modified())
+            .expect("mtime"),
         modified
     );
     let verified = capsule()
@@ -351,8 +355,11 @@ fn r15_build_reuse_prints_the_cached_bundle_per_signer() {
     assert_ne!(unsigned, first);
     assert_ne!(unsigned, other);
     // An edit changes the inputs: a new build.
-    std::fs::write(&source, std::fs::read_to_string(&source).expect("read") + "\n// edited\n")
-        .expect("edit");
+    std::fs::write(
+        &source,
+        std::fs::read_to_string(&source).expect("read") + "\n// edited\n",
+    )
+    .expect("edit");
     let (edited, built) = build(Some(&test_key().0));
     assert_ne!(edited, first);
     assert!(built);
