@@ -70,6 +70,33 @@ def test_task_runs_natively_on_the_host(project):
         task(name="x", cpu="LOW")(lambda: 1)
 
 
+def test_task_file_using_capsule_http_runs_natively(project):
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(201)
+            self.send_header("content-type", self.headers["content-type"])
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = importlib.util.spec_from_file_location("fetcher_under_test", project / "fetcher.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        answer = module.main(f"http://127.0.0.1:{server.server_port}/echo")
+    finally:
+        server.shutdown()
+    assert answer == {"status": 201, "echo": {"x": 1}, "type": "application/json"}
+
+
 def test_client_run_task_kwargs_and_output(project):
     with Capsule() as client:
         seen = []
