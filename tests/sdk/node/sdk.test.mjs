@@ -199,6 +199,24 @@ test("a session with files", async () => {
   }
 });
 
+test("aborting a cell cancels it in the worker", async () => {
+  const capsule = new Capsule();
+  try {
+    const controller = new AbortController();
+    const cell = capsule.runCode("import time\ntime.sleep(20)", { timeout: "60s", signal: controller.signal });
+    await sleep(1000);
+    assert.equal((await capsule.status()).running.length, 1);
+    controller.abort();
+    await assert.rejects(cell, { name: "AbortError" });
+    const until = Date.now() + 5000;
+    while ((await capsule.status()).running.length && Date.now() < until) await sleep(100);
+    assert.deepEqual((await capsule.status()).running, []);
+    assert.equal((await capsule.runCode("1 + 1")).result, 2);
+  } finally {
+    await capsule.close();
+  }
+});
+
 test("200 concurrent runCode calls", async () => {
   const capsule = new Capsule();
   try {
