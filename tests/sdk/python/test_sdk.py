@@ -285,6 +285,14 @@ def test_two_hundred_concurrent_run_code_calls():
     assert [r.result for r in asyncio.run(main())] == [i + 1 for i in range(200)]
 
 
+def test_sync_client_shared_by_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Capsule() as client, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: client.run_code(f"{i} * 2", language="javascript"), range(100)))
+    assert [r.result for r in results] == [i * 2 for i in range(100)]
+
+
 def test_cancelling_a_cell():
     async def main():
         async with AsyncCapsule() as client:
