@@ -32,13 +32,16 @@ function valueDocument(value) {
   return { format: "repr", value: null, repr };
 }
 
-// A cell's error shows the cell's own frames, not the interpreter's.
-function cellFramesOnly(error) {
+// A cell's error shows the cell's own frames, named after the cell, not the interpreter's.
+// (QuickJS names the frames of an evaluated script `eval_script`.)
+function cellFramesOnly(error, filename) {
   if (error instanceof Error && typeof error.stack === "string") {
-    const lines = error.stack.split("\n");
-    const kept = lines.filter((line) => !/^\s+at /.test(line) || line.includes("(<cell"));
+    const frames = error.stack
+      .split("\n")
+      .map((line) => line.replace(/\((?:eval_script|<cell[^>]*>):/, `(${filename}:`))
+      .filter((line) => !/^\s+at /.test(line) || line.includes(`(${filename}:`));
     try {
-      error.stack = kept.join("\n");
+      error.stack = frames.join("\n");
     } catch {
       // a frozen error keeps its stack
     }
@@ -50,7 +53,7 @@ async function runCell(code, filename) {
   try {
     return valueDocument(await evaluateCell(code, filename));
   } catch (error) {
-    throw cellFramesOnly(error);
+    throw cellFramesOnly(error, filename);
   }
 }
 

@@ -205,6 +205,13 @@ static void die(const char *what) {
 
 static void start_interpreter(void) {
     if (PyImport_AppendInittab("_capsule_host", init_host_module) < 0) die("cannot register _capsule_host");
+    /* UTF-8 mode: the sandbox has no locale, and without it stdio and file names would be ASCII
+       (print("é") raising UnicodeEncodeError). */
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    preconfig.utf8_mode = 1;
+    PyStatus pre = Py_PreInitialize(&preconfig);
+    if (PyStatus_Exception(pre)) Py_ExitStatusException(pre);
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
     /* Snapshot hygiene: a seed drawn at init would be shared by every run, and CPython cannot change

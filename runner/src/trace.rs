@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A function receiving each trace line.
+type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Where trace lines go; the CLI sets a sink that prints them on stderr.
 #[derive(Clone, Default)]
-pub struct Trace(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct Trace(Option<Sink>);
 
 impl Trace {
     /// Sends every line to `sink`.

@@ -8,6 +8,7 @@ mod interpreter;
 mod javascript;
 mod limits;
 mod projects;
+mod sessions;
 mod subtasks;
 mod support;
 mod tamper;

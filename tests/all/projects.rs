@@ -580,7 +580,7 @@ fn packages_that_need_compiled_extensions_fail_the_build_by_name() {
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{package}: {text}");
         assert!(
-            text.contains(&format!("{named}"))
+            text.contains(&named.to_string())
                 && text.contains("needs a compiled extension")
                 && text.contains("packages with C extensions cannot run in the sandbox"),
             "{package}: {text}"

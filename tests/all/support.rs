@@ -2,8 +2,9 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 /// A cache directory for this test run: guest snapshots compile once, and the compiler's
@@ -164,4 +165,128 @@ pub fn build(source: &Path, out: &Path) -> Output {
         .arg(out)
         .output()
         .expect("spawn capsule build")
+}
+
+/// A running `capsule worker --trust TEST_KEY [extra...]`.
+pub struct Worker {
+    pub child: Child,
+    pub input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = capsule()
+            .arg("worker")
+            .arg("--trust")
+            .arg(&test_key().1)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn capsule worker");
+        let input = child.stdin.take();
+        let output = BufReader::new(child.stdout.take().expect("stdout"));
+        Worker {
+            child,
+            input,
+            output,
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let input = self.input.as_mut().expect("stdin open");
+        writeln!(input, "{line}").expect("write request");
+        input.flush().expect("flush request");
+    }
+
+    pub fn send(&mut self, request: &Value) {
+        self.send_line(&request.to_string());
+    }
+
+    /// The next line, parsed; fails on anything that is not one JSON object with an id.
+    pub fn receive_any(&mut self) -> Value {
+        let mut line = String::new();
+        let read = self.output.read_line(&mut line).expect("read answer");
+        assert!(read > 0, "the worker closed stdout early");
+        let answer: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("answer line is not JSON ({e}): {line:?}"));
+        assert!(answer.get("id").is_some(), "no id: {line}");
+        answer
+    }
+
+    /// The next answer line, parsed; fails on anything that is not one JSON object with an id
+    /// and an envelope.
+    pub fn receive(&mut self) -> Value {
+        let answer = self.receive_any();
+        assert!(
+            answer["envelope"].is_object(),
+            "not an envelope answer: {answer}"
+        );
+        answer
+    }
+
+    /// Sends `request` and returns its answer (not an event line), whatever it is.
+    pub fn ask(&mut self, request: &Value) -> Value {
+        self.send(request);
+        loop {
+            let line = self.receive_any();
+            if line.get("event").is_none() {
+                return line;
+            }
+        }
+    }
+
+    pub fn call(&mut self, request: &Value) -> Value {
+        self.send(request);
+        self.receive()
+    }
+
+    /// Sends every request from another thread (so neither pipe fills up) and collects as
+    /// many answers, by id.
+    pub fn call_all(&mut self, requests: Vec<Value>) -> HashMap<String, Value> {
+        let mut input = self.input.take().expect("stdin open");
+        let count = requests.len();
+        let feeder = std::thread::spawn(move || {
+            for request in requests {
+                writeln!(input, "{request}").expect("write request");
+            }
+            input.flush().expect("flush");
+            input
+        });
+        let answers = (0..count)
+            .map(|_| {
+                let answer = self.receive();
+                (answer["id"].to_string(), answer)
+            })
+            .collect();
+        self.input = Some(feeder.join().expect("feeder thread"));
+        answers
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Closes stdin and checks that the worker drains and exits 0; returns the answers that
+    /// were still to come.
+    pub fn finish(mut self) -> Vec<Value> {
+        drop(self.input.take());
+        let mut rest = Vec::new();
+        let mut line = String::new();
+        while self.output.read_line(&mut line).expect("read") > 0 {
+            rest.push(serde_json::from_str(&line).expect("answer is JSON"));
+            line.clear();
+        }
+        let status = self.child.wait().expect("wait for the worker");
+        assert!(status.success(), "the worker exited with {status}");
+        rest
+    }
 }

@@ -1,119 +1,12 @@
 //! `capsule worker`: many calls over one NDJSON stream, each in a fresh instance, under the same
 //! limits as `exec`.
 
-use crate::support::{bundle, capsule, fixture, test_key};
+use crate::support::{Worker, bundle, fixture};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
-
-/// A running `capsule worker --trust TEST_KEY [extra...]`.
-struct Worker {
-    child: Child,
-    input: Option<ChildStdin>,
-    output: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = capsule()
-            .arg("worker")
-            .arg("--trust")
-            .arg(&test_key().1)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn capsule worker");
-        let input = child.stdin.take();
-        let output = BufReader::new(child.stdout.take().expect("stdout"));
-        Worker {
-            child,
-            input,
-            output,
-        }
-    }
-
-    fn send_line(&mut self, line: &str) {
-        let input = self.input.as_mut().expect("stdin open");
-        writeln!(input, "{line}").expect("write request");
-        input.flush().expect("flush request");
-    }
-
-    fn send(&mut self, request: &Value) {
-        self.send_line(&request.to_string());
-    }
-
-    /// The next answer line, parsed; fails on anything that is not one JSON object with an id
-    /// and an envelope.
-    fn receive(&mut self) -> Value {
-        let mut line = String::new();
-        let read = self.output.read_line(&mut line).expect("read answer");
-        assert!(read > 0, "the worker closed stdout early");
-        let answer: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("answer line is not JSON ({e}): {line:?}"));
-        assert!(
-            answer.get("id").is_some() && answer["envelope"].is_object(),
-            "not an answer: {line}"
-        );
-        answer
-    }
-
-    fn call(&mut self, request: &Value) -> Value {
-        self.send(request);
-        self.receive()
-    }
-
-    /// Sends every request from another thread (so neither pipe fills up) and collects as
-    /// many answers, by id.
-    fn call_all(&mut self, requests: Vec<Value>) -> HashMap<String, Value> {
-        let mut input = self.input.take().expect("stdin open");
-        let count = requests.len();
-        let feeder = std::thread::spawn(move || {
-            for request in requests {
-                writeln!(input, "{request}").expect("write request");
-            }
-            input.flush().expect("flush");
-            input
-        });
-        let answers = (0..count)
-            .map(|_| {
-                let answer = self.receive();
-                (answer["id"].to_string(), answer)
-            })
-            .collect();
-        self.input = Some(feeder.join().expect("feeder thread"));
-        answers
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    /// Closes stdin and checks that the worker drains and exits 0; returns the answers that
-    /// were still to come.
-    fn finish(mut self) -> Vec<Value> {
-        drop(self.input.take());
-        let mut rest = Vec::new();
-        let mut line = String::new();
-        while self.output.read_line(&mut line).expect("read") > 0 {
-            rest.push(serde_json::from_str(&line).expect("answer is JSON"));
-            line.clear();
-        }
-        let status = self.child.wait().expect("wait for the worker");
-        assert!(status.success(), "the worker exited with {status}");
-        rest
-    }
-}
 
 fn request(id: usize, bundle: &Path, args: Value) -> Value {
     json!({"id": id, "bundle": bundle, "args": args})

@@ -92,6 +92,12 @@ pub struct ModuleResolver {
     require: Resolver,
 }
 
+impl Default for ModuleResolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ModuleResolver {
     /// A resolver for projects on this machine.
     pub fn new() -> Self {

@@ -139,10 +139,7 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, SyntaxError> {
     let allocator = Allocator::default();
     let parsed = Parser::new(&allocator, source, source_type).parse();
     if let Some(error) = parsed.diagnostics.first() {
-        let offset = error
-            .labels
-            .first()
-            .map_or(0, |label| label.offset() as u32);
+        let offset = error.labels.first().map_or(0, |label| label.offset());
         let (line, column) = line_column(source, offset);
         return Err(SyntaxError {
             line,
@@ -172,10 +169,7 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, SyntaxError> {
     let transformed = Transformer::new(&allocator, path, &TransformOptions::default())
         .build_with_scoping(scoping, &mut program);
     if let Some(error) = transformed.diagnostics.first() {
-        let offset = error
-            .labels
-            .first()
-            .map_or(0, |label| label.offset() as u32);
+        let offset = error.labels.first().map_or(0, |label| label.offset());
         let (line, column) = line_column(source, offset);
         return Err(SyntaxError {
             line,

@@ -470,7 +470,7 @@ fn package_directory(dir: &Path, skip_tooling: bool) -> Result<SitePackages, Err
             dropped_extensions: lost,
         });
     }
-    dependencies.sort_by(|a, b| normalize(&a.name).cmp(&normalize(&b.name)));
+    dependencies.sort_by_key(|a| normalize(&a.name));
     let compiled = byte_compile(&files)?;
     let total: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
     let mut entries: Vec<(&str, &[u8])> = files

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     // No compiler: a bundle without code for this host is refused.
     let outcome = match Cli::parse() {
         Cli::Exec(command) => command.execute(None),
-        Cli::Worker(command) => command.execute(None),
+        Cli::Worker(command) => command.execute(None, None),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -153,20 +153,37 @@ impl Pool {
     /// when no child is left.
     fn route(&self, slots: &mut [Slot], line: &str) {
         let id = id_of(line);
-        // The child with the fewest unanswered requests (a full pipe blocks here: back-pressure).
+        let routing = Routing::of(line);
+        if let Routing::Refuse(message) = &routing {
+            answer_error(&self.stdout, &id, message);
+            return;
+        }
+        // The child with the fewest unanswered requests (a full pipe blocks here: back-pressure);
+        // a cancel goes to the child running its target.
         let chosen = slots
             .iter_mut()
             .filter_map(|slot| slot.worker.as_mut())
             .filter(|w| w.input.is_some())
             .filter_map(|w| {
-                let (closed, total) = {
+                let (closed, total, holds) = {
                     let pending = lock(&w.pending);
-                    (pending.closed, pending.total)
+                    let holds = match &routing {
+                        Routing::Cancel(target) => pending.by_id.contains_key(target),
+                        _ => true,
+                    };
+                    (pending.closed, pending.total, holds)
                 };
-                (!closed).then_some((total, w))
+                (!closed && holds).then_some((total, w))
             })
             .min_by_key(|(total, _)| *total)
             .map(|(_, w)| w);
+        if chosen.is_none() && matches!(routing, Routing::Cancel(_)) {
+            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+            let mut out = lock(&self.stdout);
+            let _ = writeln!(out, "{}", serde_json::json!({"id": id, "cancelled": false}))
+                .and_then(|()| out.flush());
+            return;
+        }
         let Some(worker) = chosen else {
             answer_lost(&self.stdout, &id);
             return;
@@ -248,6 +265,71 @@ struct IdOnly {
     id: Value,
 }
 
+/// An event line: `{"id", "event", "data"}`.
+#[derive(Deserialize)]
+struct EventOnly {
+    #[allow(dead_code, reason = "only its presence is checked")]
+    event: String,
+}
+
+/// What the parent must know of a request to route it.
+#[derive(Deserialize)]
+struct RouteFields {
+    #[serde(default)]
+    op: Option<String>,
+    #[serde(default)]
+    session: Option<Value>,
+    #[serde(default)]
+    target: Option<Value>,
+}
+
+/// Where a request goes.
+enum Routing {
+    /// To any child.
+    Any,
+    /// To the child running the request whose id text this is.
+    Cancel(String),
+    /// Answered by the parent with this `invalid_args` message.
+    Refuse(String),
+}
+
+impl Routing {
+    /// Sessions live in one process, and `status` would describe one child only: both need a
+    /// single worker process.
+    fn of(line: &str) -> Routing {
+        let Ok(fields) = serde_json::from_str::<RouteFields>(line) else {
+            return Routing::Any;
+        };
+        let op = fields.op.as_deref().unwrap_or_default();
+        let stateful = op.starts_with("session.")
+            || op.starts_with("files.")
+            || op == "status"
+            || (op == "run_code" && fields.session.is_some());
+        if stateful {
+            return Routing::Refuse(format!(
+                "`{op}`{} needs a single worker process: sessions and status live in one process; run `capsule worker` without --processes",
+                if op == "run_code" {
+                    " in a session"
+                } else {
+                    ""
+                }
+            ));
+        }
+        match (op, fields.target) {
+            ("cancel", Some(target)) => Routing::Cancel(target.to_string()),
+            _ => Routing::Any,
+        }
+    }
+}
+
+fn answer_error(stdout: &Mutex<std::io::Stdout>, id: &str, message: &str) {
+    let id: Value = serde_json::from_str(id).unwrap_or(Value::Null);
+    let line =
+        serde_json::json!({"id": id, "error": {"error_type": "invalid_args", "message": message}});
+    let mut out = lock(stdout);
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn id_of(line: &str) -> String {
     serde_json::from_str::<IdOnly>(line)
         .map(|i| i.id.to_string())
@@ -265,8 +347,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn forward(output: impl BufRead, pending: &Mutex<Pending>, stdout: &Mutex<std::io::Stdout>) {
     for line in output.lines() {
         let Ok(line) = line else { break };
-        let id = id_of(&line);
-        lock(pending).answered(&id);
+        // Event lines (streamed output) come before their request's answer, which they are not.
+        if !line.contains("\"event\"") || serde_json::from_str::<EventOnly>(&line).is_err() {
+            let id = id_of(&line);
+            lock(pending).answered(&id);
+        }
         let mut out = lock(stdout);
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }

@@ -2,7 +2,7 @@
 //! fresh instance per call or in a session's live one (manifests/worker-protocol.md).
 
 use super::protocol::{self, FileOp, FileRequest, LimitFields, RunCodeRequest, SessionOpenRequest};
-use super::sessions::{Live, Missing};
+use super::sessions::{Live, Missing, Turn};
 use super::workspace::{self, Workspace};
 use super::{Answer, Worker};
 use crate::{CallLimits, Envelope, ErrorType, GrantedDir, Language, LiveGrants, OutputListeners};
@@ -160,10 +160,11 @@ pub async fn run_code(
     worker: &Worker,
     id: &Value,
     request: RunCodeRequest,
+    turn: Option<Result<Turn, Missing>>,
     cancel: Arc<Notify>,
 ) -> Envelope {
-    if let Some(session) = &request.session {
-        return session_cell(worker, id, &request, session, cancel).await;
+    if let (Some(session), Some(turn)) = (&request.session, turn) {
+        return session_cell(worker, id, &request, session, turn, cancel).await;
     }
     let Some(language) = &request.language else {
         return invalid(
@@ -214,21 +215,23 @@ pub async fn run_code(
     }
 }
 
-/// A cell of session `session_id`.
+/// A cell of session `session_id`, in its `turn`.
 async fn session_cell(
     worker: &Worker,
     id: &Value,
     request: &RunCodeRequest,
     session_id: &str,
+    turn: Result<Turn, Missing>,
     cancel: Arc<Notify>,
 ) -> Envelope {
-    let session = match worker.sessions.get(session_id) {
-        Ok(session) => session,
+    let mut turn = match turn {
+        Ok(turn) => turn,
         Err(Missing::Lost(message)) => {
             return Envelope::refused(SESSION_TASK, ErrorType::SessionLost, message);
         }
         Err(Missing::Unknown(message)) => return invalid(SESSION_TASK, message),
     };
+    let session = turn.session.clone();
     if let Some(language) = &request.language {
         match parse_language(language) {
             Ok(language) if language == session.language => {}
@@ -264,25 +267,19 @@ async fn session_cell(
         Err(message) => return invalid(SESSION_TASK, message),
     };
     let stream = request.stream.then(|| listeners(worker, id));
-    let _in_use = session.use_it();
-    // Queued behind the session's earlier cells: a cancel here runs nothing and loses nothing.
+    // Queued behind the session's earlier requests: a cancel here runs nothing and loses nothing.
     let mut state = tokio::select! {
         biased;
         () = cancel.notified() => return cancelled(SESSION_TASK, "before it started (it was waiting for the session's earlier cells)"),
-        state = session.state.lock() => state,
+        state = turn.state() => state,
     };
     let Some(live) = state.as_mut() else {
         drop(state);
-        return match worker.sessions.get(session_id) {
-            Err(Missing::Lost(message)) => {
-                Envelope::refused(SESSION_TASK, ErrorType::SessionLost, message)
-            }
-            _ => Envelope::refused(
-                SESSION_TASK,
-                ErrorType::SessionLost,
-                format!("session `{session_id}` ended"),
-            ),
-        };
+        return Envelope::refused(
+            SESSION_TASK,
+            ErrorType::SessionLost,
+            lost(worker, session_id).1,
+        );
     };
     let Ok(_permit) = worker.in_flight.acquire().await else {
         return Envelope::refused(
@@ -378,16 +375,15 @@ fn missing(error: Missing) -> (ErrorType, String) {
 }
 
 /// `session.reset`: a fresh instance, the same workspace.
-pub async fn reset(worker: &Worker, session_id: &str) -> Answer {
-    let session = worker.sessions.get(session_id).map_err(missing)?;
-    let _in_use = session.use_it();
-    let mut state = session.state.lock().await;
+pub async fn reset(worker: &Worker, session_id: &str, turn: Result<Turn, Missing>) -> Answer {
+    let mut turn = turn.map_err(missing)?;
+    let mut state = turn.state().await;
     let live = state.as_mut().ok_or_else(|| lost(worker, session_id))?;
     live.instance
         .reset()
         .await
         .map_err(|e| (e.error_type(), format!("cannot reset the session: {e}")))?;
-    session.record_reset(live.instance.memory_bytes());
+    turn.session.record_reset(live.instance.memory_bytes());
     Ok(json!({"session": session_id, "reset": true}))
 }
 
@@ -412,10 +408,14 @@ fn lost(worker: &Worker, session_id: &str) -> (ErrorType, String) {
 
 /// `files.*` on a session's workspace. They wait for a running cell of the session, so that the
 /// session's code never changes the workspace while the host looks at it.
-pub async fn files(worker: &Worker, op: FileOp, request: FileRequest) -> Answer {
-    let session = worker.sessions.get(&request.session).map_err(missing)?;
-    let _in_use = session.use_it();
-    let state = session.state.lock().await;
+pub async fn files(
+    worker: &Worker,
+    op: FileOp,
+    request: FileRequest,
+    turn: Result<Turn, Missing>,
+) -> Answer {
+    let mut turn = turn.map_err(missing)?;
+    let state = turn.state().await;
     let live = state
         .as_ref()
         .ok_or_else(|| lost(worker, &request.session))?;

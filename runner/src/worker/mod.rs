@@ -320,6 +320,7 @@ fn dispatch(
             });
         }
         Request::RunCode(request) => {
+            let turn = request.session.as_deref().map(|s| worker.sessions.queue(s));
             spawn(worker, runtime, move |worker: Arc<Worker>| async move {
                 let language = match (&request.language, &request.session) {
                     (Some(language), _) => language.clone(),
@@ -333,7 +334,8 @@ fn dispatch(
                 let ticket = worker
                     .tracker
                     .start(&id, op, language, request.session.clone());
-                let envelope = code::run_code(&worker, &id, request, ticket.cancel.clone()).await;
+                let envelope =
+                    code::run_code(&worker, &id, request, turn, ticket.cancel.clone()).await;
                 drop(ticket);
                 worker.answer_envelope(&id, &envelope);
             });
@@ -345,14 +347,16 @@ fn dispatch(
             });
         }
         Request::SessionReset(request) => {
+            let turn = worker.sessions.queue(&request.session);
             spawn(worker, runtime, move |worker: Arc<Worker>| async move {
-                let answer = code::reset(&worker, &request.session).await;
+                let answer = code::reset(&worker, &request.session, turn).await;
                 worker.answer(&id, answer);
             });
         }
         Request::Files(file_op, request) => {
+            let turn = worker.sessions.queue(&request.session);
             spawn(worker, runtime, move |worker: Arc<Worker>| async move {
-                let answer = code::files(&worker, file_op, request).await;
+                let answer = code::files(&worker, file_op, request, turn).await;
                 worker.answer(&id, answer);
             });
         }

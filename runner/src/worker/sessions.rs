@@ -1,17 +1,21 @@
 //! Code interpreter sessions: a live interpreter instance and a workspace per session, addressed
 //! by id, bounded in number (least recently used idle session evicted) and in idle time (TTL).
 //!
-//! A session's cells run one at a time: its state sits behind an async mutex, which queues them
-//! in arrival order. A session that ends (closed, evicted, expired, or lost to a cell stopped
+//! A session's cells run one at a time, in arrival order: its state sits behind a fair async
+//! mutex, and each request takes its place in the mutex's queue when the reader sees it
+//! ([`Sessions::queue`]), not when its task first runs. A session that ends (closed, evicted, expired, or lost to a cell stopped
 //! midway) leaves a tombstone so that later requests naming it learn why (`session_lost`).
 
 use super::workspace::Workspace;
 use crate::{CallLimits, Language, LiveInstance};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::Read;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Ended sessions remembered, so that a late request gets `session_lost` and a reason.
@@ -40,7 +44,7 @@ pub struct Session {
     /// Limits of a cell that gives none.
     pub cell_limits: CallLimits,
     /// The instance and workspace; `None` once the session ended.
-    pub state: tokio::sync::Mutex<Option<Live>>,
+    state: Arc<tokio::sync::Mutex<Option<Live>>>,
     activity: Mutex<Activity>,
     cells: AtomicU64,
     memory_bytes: AtomicU64,
@@ -72,10 +76,10 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// A request's use of a session; marks it idle again when dropped.
-pub struct InUse<'s>(&'s Session);
+/// A request's use of a session, from its arrival; marks the session idle again when dropped.
+struct InUse(Arc<Session>);
 
-impl Drop for InUse<'_> {
+impl Drop for InUse {
     fn drop(&mut self) {
         let mut activity = self.0.activity();
         activity.busy -= 1;
@@ -83,15 +87,43 @@ impl Drop for InUse<'_> {
     }
 }
 
+/// The session's state, held by one request at a time.
+pub type StateGuard = tokio::sync::OwnedMutexGuard<Option<Live>>;
+
+/// A request's place in its session's queue, taken when it arrived.
+pub struct Turn {
+    pub session: Arc<Session>,
+    wait: Pin<Box<dyn Future<Output = StateGuard> + Send>>,
+    _in_use: InUse,
+}
+
+impl Turn {
+    fn take(session: Arc<Session>) -> Self {
+        session.activity().busy += 1;
+        let in_use = InUse(session.clone());
+        let mut wait: Pin<Box<dyn Future<Output = StateGuard> + Send>> =
+            Box::pin(session.state.clone().lock_owned());
+        // Polled once now, so that the mutex queues this request behind those that came before.
+        if let Poll::Ready(guard) = wait.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            wait = Box::pin(std::future::ready(guard));
+        }
+        Turn {
+            session,
+            wait,
+            _in_use: in_use,
+        }
+    }
+
+    /// Waits for the requests before this one; the session is marked busy until `self` drops,
+    /// so keep the turn alive while using the state.
+    pub async fn state(&mut self) -> StateGuard {
+        (&mut self.wait).await
+    }
+}
+
 impl Session {
     fn activity(&self) -> std::sync::MutexGuard<'_, Activity> {
         self.activity.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Marks the session busy until the guard drops (TTL and eviction leave it alone).
-    pub fn use_it(&self) -> InUse<'_> {
-        self.activity().busy += 1;
-        InUse(self)
     }
 
     /// Records a finished cell and the memory the instance holds after it.
@@ -204,7 +236,7 @@ impl Sessions {
             id: id.clone(),
             language,
             cell_limits,
-            state: tokio::sync::Mutex::new(Some(live)),
+            state: Arc::new(tokio::sync::Mutex::new(Some(live))),
             activity: Mutex::new(Activity {
                 busy: 0,
                 last_used: Instant::now(),
@@ -217,6 +249,11 @@ impl Sessions {
         reservation.used = true;
         registry.open.insert(id.clone(), session);
         id
+    }
+
+    /// A place in session `id`'s queue for a request that just arrived.
+    pub fn queue(&self, id: &str) -> Result<Turn, Missing> {
+        self.get(id).map(Turn::take)
     }
 
     /// The open session `id`.
