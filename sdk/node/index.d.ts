@@ -124,7 +124,7 @@ export interface SessionOptions extends Grants {
 
 export interface FileInfo {
   path: string;
-  type: "file" | "dir";
+  type: "file" | "dir" | "symlink";
   size: number;
 }
 

@@ -231,13 +231,17 @@ class Capsule {
     return envelopeResult(answer, true);
   }
 
-  /** Sends a protocol-2 op that answers without an envelope; a refusal throws `OperationError`. */
-  async op(message, worker = null) {
+  /**
+   * Sends a protocol-2 op that answers without an envelope; a refusal throws `OperationError`.
+   * With `deadline` null it waits as long as the worker answers pings (session ops queue behind
+   * the session's cells).
+   */
+  async op(message, worker = null, deadline = DEFAULT_CELL_TIMEOUT) {
     worker ??= await this.start();
     if (worker.protocol < 2 || !worker.knows(message.op)) {
       throw new UnsupportedError(`this capsule worker does not know \`${message.op}\` (protocol ${worker.protocol})`);
     }
-    const answer = await this.call(message, DEFAULT_CELL_TIMEOUT, null, undefined, worker);
+    const answer = await this.call(message, deadline, null, undefined, worker);
     if (answer.error) throw new OperationError(String(answer.error.error_type ?? "internal"), String(answer.error.message ?? ""));
     return answer;
   }

@@ -42,7 +42,9 @@ class Session {
   async op(op, fields = {}) {
     const why = this.unusable();
     if (why) throw new OperationError("session_lost", `session \`${this.id}\` ${why}`);
-    return this.client.op({ op, session: this.id, ...fields }, this.worker);
+    // Session ops wait for the session's running and queued cells, which have their own
+    // deadlines: only the worker's liveness bounds them.
+    return this.client.op({ op, session: this.id, ...fields }, this.worker, null);
   }
 
   /** Replaces the interpreter by a fresh one; the workspace and its files stay. */
@@ -56,7 +58,7 @@ class Session {
     this.closed = true;
     if (!this.worker.alive) return;
     try {
-      await this.client.op({ op: "session.close", session: this.id }, this.worker);
+      await this.client.op({ op: "session.close", session: this.id }, this.worker, null);
     } catch (error) {
       if (!(error instanceof OperationError && error.errorType === "session_lost")) throw error;
     }
@@ -80,7 +82,7 @@ class Files {
     return Number(answer.written ?? bytes.length);
   }
 
-  /** The bytes of `path`, as a Buffer. */
+  /** The bytes of `path`, as a Buffer (the worker returns at most 64 MiB). */
   async read(path) {
     const answer = await this.session.op("files.read", { path });
     return Buffer.from(String(answer.data ?? ""), "base64");
@@ -91,7 +93,8 @@ class Files {
     return (await this.read(path)).toString("utf8");
   }
 
-  /** Everything under `path` (default: the workspace), recursively, sorted: `{path, type, size}`. */
+  /** Everything under `path` (default: the workspace), recursively, sorted: `{path, type, size}`
+   * (`type` is `file`, `dir` or `symlink`, not followed). */
   async list(path) {
     const answer = await this.session.op("files.list", path === undefined ? {} : { path });
     return (answer.files ?? []).map((f) => ({ path: String(f.path), type: String(f.type), size: Number(f.size ?? 0) }));

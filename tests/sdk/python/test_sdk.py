@@ -263,6 +263,18 @@ def test_session_keeps_state_and_files():
         assert session.files.read_text("data/in.csv").startswith("a,b")
 
 
+def test_session_file_ops_wait_for_the_running_cell():
+    async def main():
+        async with AsyncCapsule() as client, client.session("python") as session:
+            cell = asyncio.ensure_future(session.run_code(
+                "import time\ntime.sleep(1)\nopen('late.txt', 'w').write('written by the cell')"))
+            await asyncio.sleep(0.2)
+            data = await session.files.read("late.txt")  # queued behind the cell
+            return (await cell).success, data
+
+    assert asyncio.run(main()) == (True, b"written by the cell")
+
+
 def test_session_lost_after_a_limit():
     async def main():
         async with AsyncCapsule() as client:

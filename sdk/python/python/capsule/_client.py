@@ -259,13 +259,15 @@ class AsyncCapsule:
         answer = await self._call(message, deadline, _events(on_stdout, on_stderr))
         return _envelope_result(answer, cell=True)
 
-    async def op(self, message: Dict[str, Any], worker: Optional[Worker] = None) -> Dict[str, Any]:
+    async def op(self, message: Dict[str, Any], worker: Optional[Worker] = None,
+                 deadline: Optional[float] = _DEFAULT_CELL_TIMEOUT) -> Dict[str, Any]:
         """Sends a protocol-2 op that answers without an envelope; a refusal raises
-        `OperationError`."""
+        `OperationError`. With `deadline=None` it waits as long as the worker answers pings
+        (a session's ops queue behind its running cells)."""
         worker = worker or await self.start()
         if worker.protocol < 2 or not worker.knows(message["op"]):
             raise UnsupportedError(f"this capsule worker does not know `{message['op']}` (protocol {worker.protocol})")
-        answer = await self._call(message, _DEFAULT_CELL_TIMEOUT, None, worker)
+        answer = await self._call(message, deadline, None, worker)
         error = answer.get("error")
         if error:
             raise OperationError(str(error.get("error_type", "internal")), str(error.get("message", "")))

@@ -20,7 +20,8 @@ __all__ = ["AsyncSession", "AsyncFiles", "FileInfo", "SessionOpener"]
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One entry of `files.list`: a path relative to the workspace, `file` or `dir`, a size."""
+    """One entry of `files.list`: a path relative to the workspace, its type (`file`, `dir` or
+    `symlink`, not followed), a size."""
 
     path: str
     type: str
@@ -80,7 +81,9 @@ class AsyncSession:
         why = self._usable()
         if why:
             raise OperationError("session_lost", f"session `{self.id}` {why}")
-        return await self._client.op({"op": op, "session": self.id, **fields}, self._worker)
+        # Session ops wait for the session's running and queued cells, which have their own
+        # deadlines: only the worker's liveness bounds them.
+        return await self._client.op({"op": op, "session": self.id, **fields}, self._worker, None)
 
     async def reset(self) -> None:
         """Replaces the interpreter by a fresh one; the workspace and its files stay."""
@@ -93,7 +96,7 @@ class AsyncSession:
         self.closed = True
         if self._worker.alive:
             try:
-                await self._client.op({"op": "session.close", "session": self.id}, self._worker)
+                await self._client.op({"op": "session.close", "session": self.id}, self._worker, None)
             except OperationError as error:
                 if error.error_type != "session_lost":
                     raise
@@ -118,7 +121,7 @@ class AsyncFiles:
         return int(answer.get("written", len(data)))
 
     async def read(self, path: str) -> bytes:
-        """The bytes of `path`."""
+        """The bytes of `path` (the worker returns at most 64 MiB)."""
         answer = await self._session.op("files.read", path=path)
         return base64.b64decode(answer.get("data", ""))
 
