@@ -273,7 +273,8 @@ async fn session_cell(
         () = cancel.notified() => return cancelled(SESSION_TASK, "before it started (it was waiting for the session's earlier cells)"),
         state = turn.state() => state,
     };
-    let Some(live) = state.as_mut() else {
+    let open = worker.sessions.is_open(&session);
+    let Some(live) = state.as_mut().filter(|_| open) else {
         drop(state);
         return Envelope::refused(
             SESSION_TASK,
@@ -378,7 +379,11 @@ fn missing(error: Missing) -> (ErrorType, String) {
 pub async fn reset(worker: &Worker, session_id: &str, turn: Result<Turn, Missing>) -> Answer {
     let mut turn = turn.map_err(missing)?;
     let mut state = turn.state().await;
-    let live = state.as_mut().ok_or_else(|| lost(worker, session_id))?;
+    let open = worker.sessions.is_open(&turn.session);
+    let live = state
+        .as_mut()
+        .filter(|_| open)
+        .ok_or_else(|| lost(worker, session_id))?;
     live.instance
         .reset()
         .await
@@ -416,8 +421,10 @@ pub async fn files(
 ) -> Answer {
     let mut turn = turn.map_err(missing)?;
     let state = turn.state().await;
+    let open = worker.sessions.is_open(&turn.session);
     let live = state
         .as_ref()
+        .filter(|_| open)
         .ok_or_else(|| lost(worker, &request.session))?;
     let workspace = &live.workspace;
     let path = request.path.as_deref().unwrap_or_default();

@@ -256,6 +256,14 @@ impl Sessions {
         self.get(id).map(Turn::take)
     }
 
+    /// Whether `session` is still open (a request queued before it was closed must not run).
+    pub fn is_open(&self, session: &Arc<Session>) -> bool {
+        self.lock()
+            .open
+            .get(&session.id)
+            .is_some_and(|open| Arc::ptr_eq(open, session))
+    }
+
     /// The open session `id`.
     pub fn get(&self, id: &str) -> Result<Arc<Session>, Missing> {
         let registry = self.lock();
