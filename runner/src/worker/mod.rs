@@ -91,7 +91,7 @@ type Answer = Result<Value, (ErrorType, String)>;
 struct Worker {
     bundles: BundleCache,
     sessions: Sessions,
-    tracker: Tracker,
+    tracker: Arc<Tracker>,
     settings: CallSettings,
     /// Lines for the writer thread.
     answers: mpsc::Sender<String>,
@@ -158,7 +158,7 @@ pub fn serve(
     let worker = Arc::new(Worker {
         bundles: BundleCache::new(runner, options.trust, options.interpreters),
         sessions: Sessions::new(options.max_sessions.max(1), options.session_ttl),
-        tracker: Tracker::new(),
+        tracker: Arc::new(Tracker::new()),
         settings: CallSettings {
             request_timeout: options.request_timeout,
             files_root: options.files_root,
@@ -302,9 +302,10 @@ fn dispatch(
             let Ok(permit) = runtime.block_on(worker.in_flight.clone().acquire_owned()) else {
                 return false;
             };
+            // Registered now, so that a `cancel` read right after finds it.
+            let label = request.bundle.display().to_string();
+            let ticket = worker.tracker.start(&id, op, label, None);
             spawn(worker, runtime, move |worker: Arc<Worker>| async move {
-                let label = request.bundle.display().to_string();
-                let ticket = worker.tracker.start(&id, op, label, None);
                 let envelope = tokio::select! {
                     biased;
                     () = ticket.cancel.notified() => Envelope::refused(
@@ -321,19 +322,16 @@ fn dispatch(
         }
         Request::RunCode(request) => {
             let turn = request.session.as_deref().map(|s| worker.sessions.queue(s));
+            let language = match (&request.language, &turn) {
+                (Some(language), _) => language.clone(),
+                (None, Some(Ok(turn))) => turn.session.language.name().to_string(),
+                _ => String::new(),
+            };
+            // Registered now, so that a `cancel` read right after finds it.
+            let ticket = worker
+                .tracker
+                .start(&id, op, language, request.session.clone());
             spawn(worker, runtime, move |worker: Arc<Worker>| async move {
-                let language = match (&request.language, &request.session) {
-                    (Some(language), _) => language.clone(),
-                    (None, Some(session)) => worker
-                        .sessions
-                        .get(session)
-                        .map(|s| s.language.name().to_string())
-                        .unwrap_or_default(),
-                    (None, None) => String::new(),
-                };
-                let ticket = worker
-                    .tracker
-                    .start(&id, op, language, request.session.clone());
                 let envelope =
                     code::run_code(&worker, &id, request, turn, ticket.cancel.clone()).await;
                 drop(ticket);

@@ -29,15 +29,15 @@ struct Running {
     cancel: Arc<Notify>,
 }
 
-/// A request's registration; unregisters it when dropped.
-pub struct Ticket<'t> {
-    tracker: &'t Tracker,
+/// A request's registration, from the moment it was read; unregisters it when dropped.
+pub struct Ticket {
+    tracker: Arc<Tracker>,
     key: u64,
     /// Notified when a `cancel` names this request.
     pub cancel: Arc<Notify>,
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
         self.tracker.lock().remove(&self.key);
     }
@@ -60,12 +60,12 @@ impl Tracker {
 
     /// Registers a request that runs code (a task call or `run_code`) until the ticket drops.
     pub fn start(
-        &self,
+        self: &Arc<Self>,
         id: &Value,
         op: &'static str,
         what: String,
         session: Option<String>,
-    ) -> Ticket<'_> {
+    ) -> Ticket {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(Notify::new());
         self.lock().insert(
@@ -80,7 +80,7 @@ impl Tracker {
             },
         );
         Ticket {
-            tracker: self,
+            tracker: self.clone(),
             key,
             cancel,
         }
