@@ -28,6 +28,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CAPSULE_CACHE_DIR");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let images = images_dir();
+    // The directory too: `build.sh` repoints `<guest>.current` with `ln -sfn`, possibly at an
+    // older image whose info.json predates the last build (its mtime alone would not rerun us);
+    // replacing the link updates the directory's mtime.
+    if images.is_dir() {
+        println!("cargo:rerun-if-changed={}", images.display());
+    }
     for guest in ["python", "quickjs"] {
         let current = images.join(format!("{guest}.current"));
         println!(

@@ -141,7 +141,7 @@ fn a_session_keeps_variables_functions_classes_and_imports_across_a_hundred_cell
         &mut worker,
         1000,
         &js,
-        "let count = 0;\nconst step = 2;\nfunction bump(n) { count += n; return count; }\nclass Box { constructor(v) { this.v = v; } }",
+        "let count = 0;\nconst step = 2;\nimplicit = 0;\nfunction bump(n) { count += n; implicit += 1; return count; }\nclass Box { constructor(v) { this.v = v; } }",
     );
     assert_eq!(setup["envelope"]["success"], true, "{setup}");
     for i in 1..=100 {
@@ -155,10 +155,18 @@ fn a_session_keeps_variables_functions_classes_and_imports_across_a_hundred_cell
         let answer = cell(&mut worker, 1000 + i, &js, "new Box(bump(step)).v");
         assert_eq!(value(&answer), 2 * i, "javascript cell {i}: {answer}");
     }
+    // A sloppy-mode global assigned without a declaration persists too.
+    let implicit = cell(&mut worker, 2000, &js, "implicit");
+    assert_eq!(value(&implicit), 100, "{implicit}");
     let status = worker.ask(&json!({"id": "s", "op": "status"}));
     let sessions = status["status"]["sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 2, "{status}");
-    assert!(sessions.iter().all(|s| s["cells"] == 101), "{status}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["cells"] == 101 || s["cells"] == 102),
+        "{status}"
+    );
     assert!(worker.finish().is_empty());
 }
 
