@@ -1,6 +1,7 @@
 //! One file per subcommand: a clap struct (its doc comment is the help text) and `execute`.
 
 mod build;
+mod gc;
 mod inspect;
 mod interpreters;
 mod keygen;
@@ -9,6 +10,7 @@ mod run_code;
 mod verify;
 
 pub use build::BuildCommand;
+pub use gc::GcCommand;
 pub use inspect::InspectCommand;
 pub use interpreters::InterpretersCommand;
 pub use keygen::KeygenCommand;

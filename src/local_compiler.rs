@@ -7,20 +7,23 @@ use std::sync::Arc;
 
 /// Cranelift, sharing the compiler's incremental cache.
 struct HostCompiler {
-    cache: PathBuf,
+    /// The compiler's cache directory (`<cache>/compiler`).
+    dir: PathBuf,
 }
 
 impl LocalCompiler for HostCompiler {
     fn precompile(&self, component: &[u8]) -> Result<Vec<u8>, String> {
-        capsule_compiler::precompile::precompile_for_host(component, &self.cache)
+        // Leased while compiling, as every build does: `capsule gc` waits for us.
+        let lock = self.dir.join(capsule_packager::lease::AREA_LOCK);
+        let _lease = capsule_packager::lease::Lease::area(&lock)
+            .map_err(|e| format!("cannot lock the compiler cache `{}`: {e}", lock.display()))?;
+        capsule_compiler::precompile::precompile_for_host(component, &self.dir.join("incremental"))
             .map_err(|e| e.to_string())
     }
 }
 
 /// The compiler `capsule exec` and `capsule run` fall back on.
 pub fn host_compiler() -> anyhow::Result<Arc<dyn LocalCompiler>> {
-    let cache = capsule_runner::cli::args::cache_dir()?
-        .join("compiler")
-        .join("incremental");
-    Ok(Arc::new(HostCompiler { cache }))
+    let dir = capsule_runner::cli::args::cache_dir()?.join(capsule_runner::gc::COMPILER_DIR);
+    Ok(Arc::new(HostCompiler { dir }))
 }

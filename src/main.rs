@@ -22,10 +22,17 @@ enum Cli {
     Interpreters(commands::InterpretersCommand),
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
+    Gc(commands::GcCommand),
 }
 
 fn main() -> ExitCode {
-    let outcome = match Cli::parse() {
+    let cli = Cli::parse();
+    // Commands that write to the caches bound them afterwards (when nothing of theirs is in use).
+    let bounds_caches = matches!(
+        cli,
+        Cli::Build(_) | Cli::Exec(_) | Cli::Run(_) | Cli::RunCode(_)
+    );
+    let outcome = match cli {
         Cli::Build(c) => c.execute(),
         Cli::Exec(c) => {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
@@ -39,7 +46,11 @@ fn main() -> ExitCode {
         Cli::Interpreters(c) => c.execute(),
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),
+        Cli::Gc(c) => c.execute(),
     };
+    if bounds_caches {
+        capsule_runner::cli::bound_caches();
+    }
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(capsule_runner::cli::report::print_error(&error)),

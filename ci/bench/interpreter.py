@@ -68,6 +68,18 @@ def percentiles(samples):
 CODE = {"python": "1 + 1", "javascript": "1 + 1"}
 
 
+def timed(worker, request, calls):
+    """p50/p99 of `calls` round trips of `request`, after 20 warm-up calls."""
+    for _ in range(20):
+        ok(worker.ask(request))
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        ok(worker.ask(request))
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--capsule", required=True)
@@ -87,29 +99,14 @@ def main():
 
     worker = Worker(args.capsule, "--max-sessions", str(args.sessions + 2))
     for language in ("python", "javascript"):
-        request = {"op": "run_code", "language": language, "code": CODE[language]}
-        for _ in range(20):
-            ok(worker.ask(request))
-        samples = []
-        for _ in range(args.calls):
-            started = time.perf_counter()
-            ok(worker.ask(request))
-            samples.append(time.perf_counter() - started)
+        stateless = {"op": "run_code", "language": language, "code": CODE[language]}
         print(json.dumps({"measure": "stateless run_code", "language": language,
-                          "calls": args.calls, **percentiles(samples)}))
-
+                          "calls": args.calls, **timed(worker, stateless, args.calls)}))
         session = worker.ask({"op": "session.open", "language": language})["session"]
-        request = {"op": "run_code", "session": session, "code": CODE[language]}
-        for _ in range(20):
-            ok(worker.ask(request))
-        samples = []
-        for _ in range(args.calls):
-            started = time.perf_counter()
-            ok(worker.ask(request))
-            samples.append(time.perf_counter() - started)
-        worker.ask({"op": "session.close", "session": session})
+        in_session = {"op": "run_code", "session": session, "code": CODE[language]}
         print(json.dumps({"measure": "session cell", "language": language,
-                          "calls": args.calls, **percentiles(samples)}))
+                          "calls": args.calls, **timed(worker, in_session, args.calls)}))
+        worker.ask({"op": "session.close", "session": session})
 
     for language in ("python", "javascript"):
         before = worker.rss_kib()

@@ -36,6 +36,7 @@ pub use guest::Guest;
 pub use project::Project;
 
 use capsule_packager::engine::{self, Target};
+use capsule_packager::lease::Lease;
 use capsule_packager::manifest::{
     self, BlobEntry, GuestInfo, LayerEntry, Manifest, SourceInfo, TargetEntry,
 };
@@ -43,6 +44,7 @@ use capsule_packager::sign::SecretKey;
 use capsule_packager::{Digest, archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// A task file as the user gave it, and the project it belongs to.
 #[derive(Clone, Debug)]
@@ -127,6 +129,9 @@ pub struct Compiler {
     exclude: Vec<String>,
     skip: Vec<PathBuf>,
     site_packages: Option<PathBuf>,
+    /// The shared lock on the cache directory, taken at first use and held for the compiler's
+    /// life, so that `capsule gc` never removes a cache entry under a build.
+    cache_lease: Arc<OnceLock<Lease>>,
 }
 
 /// Everything a bundle holds, before it is written.
@@ -195,7 +200,25 @@ impl Compiler {
             exclude: Vec::new(),
             skip: Vec::new(),
             site_packages: None,
+            cache_lease: Arc::default(),
         }
+    }
+
+    /// Leases the cache directory for this compiler's life (see [`capsule_packager::lease`]);
+    /// waits while a collector works on it.
+    fn hold_cache(&self) -> Result<(), Error> {
+        if self.cache_lease.get().is_some() {
+            return Ok(());
+        }
+        let lock = self.cache_dir.join(capsule_packager::lease::AREA_LOCK);
+        let lease = Lease::area(&lock).map_err(|e| {
+            Error::Io(
+                format!("cannot lock the compiler cache `{}`", lock.display()),
+                e,
+            )
+        })?;
+        let _ = self.cache_lease.set(lease);
+        Ok(())
     }
 
     /// Globs (relative to the project root) of files to leave out of the app layer
@@ -226,6 +249,7 @@ impl Compiler {
     /// Collects what the guest needs from the task's project (files, dependencies, module
     /// graph), without running anything: cheap enough to key a cache of built bundles on.
     pub fn prepare(&self, source: &TaskSource) -> Result<Prepared, Error> {
+        self.hold_cache()?;
         match source.guest {
             Guest::Python => python::prepare(self, source),
             Guest::Quickjs => javascript::prepare(self, source),
@@ -291,6 +315,7 @@ impl Compiler {
         source: &TaskSource,
         prepared: Prepared,
     ) -> Result<CompiledBundle, Error> {
+        self.hold_cache()?;
         let mut timings = Timings::default();
         let image = source.guest.image()?;
         let store = self.cache_dir.join("store");

@@ -6,6 +6,7 @@
 //! system does), and a snapshot must not depend on when a layer happened to be unpacked. The directory is only renamed
 //! into place once complete, so a crashed unpack is never mistaken for a good one.
 
+use crate::lease::Lease;
 use crate::{Digest, Error};
 use std::fs;
 use std::io::Read;
@@ -13,32 +14,62 @@ use std::path::{Component, Path, PathBuf};
 
 /// Where layers are unpacked. (Renamed when the unpacked form changes, so old unpackings are not
 /// reused: v2 fixed every timestamp.)
-const LAYERS_DIR: &str = "layers-v2";
+pub const LAYERS_DIR: &str = "layers-v2";
 
 /// Cap on a layer's unpacked size.
 const MAX_LAYER_BYTES: u64 = 1 << 30;
 
 /// Returns the directory holding layer `digest`, unpacking `blob` (already verified to hash to
-/// `digest`) if it is not in the store yet.
+/// `digest`) if it is not in the store yet. For callers that hold the whole store area (see
+/// [`crate::lease`]); others use [`materialize_leased`].
 pub fn materialize(store: &Path, digest: &Digest, blob: &[u8]) -> Result<PathBuf, Error> {
+    materialize_leased(store, digest, blob).map(|(dir, _lease)| dir)
+}
+
+/// As [`materialize`], and leases the directory so that no collector removes it while the lease
+/// is held.
+pub fn materialize_leased(
+    store: &Path,
+    digest: &Digest,
+    blob: &[u8],
+) -> Result<(PathBuf, Lease), Error> {
     let dir = store.join(LAYERS_DIR).join(digest.hex());
-    if dir.is_dir() {
-        return Ok(dir);
+    if let Some(lease) = Lease::entry(&dir) {
+        return Ok((dir, lease));
     }
     let parent = store.join(LAYERS_DIR);
     fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
     let staging = parent.join(format!(".{}.{}", digest.hex(), std::process::id()));
     let _ = fs::remove_dir_all(&staging);
+    fs::create_dir(&staging).map_err(|e| Error::io("create", &staging, e))?;
+    // Leased before it is renamed into place: a collector never sees it unleased.
+    let lease = fs::File::open(&staging)
+        .and_then(Lease::staged)
+        .map_err(|e| Error::io("lock", &staging, e))?;
     unpack(blob, &staging)?;
     match fs::rename(&staging, &dir) {
-        Ok(()) => Ok(dir),
+        Ok(()) => {
+            crate::lease::mark_used(&dir);
+            Ok((dir, lease))
+        }
         // Another process finished first: its copy is equally good.
         Err(_) if dir.is_dir() => {
             let _ = fs::remove_dir_all(&staging);
-            Ok(dir)
+            let lease = Lease::entry(&dir).ok_or_else(|| {
+                Error::Malformed(format!("layer `{}` vanished while unpacked", dir.display()))
+            })?;
+            Ok((dir, lease))
         }
         Err(e) => Err(Error::io("rename", &staging, e)),
     }
+}
+
+/// Returns the directory holding layer `digest` if the store has it, leased (see
+/// [`materialize_leased`]).
+pub fn lookup_leased(store: &Path, digest: &Digest) -> Option<(PathBuf, Lease)> {
+    let dir = store.join(LAYERS_DIR).join(digest.hex());
+    let lease = Lease::entry(&dir)?;
+    Some((dir, lease))
 }
 
 /// Packs `files` (`/`-separated relative names and contents) into a layer blob: a tar with fixed
@@ -63,12 +94,6 @@ pub fn pack<'a>(
         tar.append_data(&mut header, name, data).map_err(io)?;
     }
     tar.into_inner().map_err(io)?.finish().map_err(io)
-}
-
-/// Path of layer `digest` in `store`, if it has been materialized.
-pub fn lookup(store: &Path, digest: &Digest) -> Option<PathBuf> {
-    let dir = store.join(LAYERS_DIR).join(digest.hex());
-    dir.is_dir().then_some(dir)
 }
 
 fn unpack(blob: &[u8], into: &Path) -> Result<(), Error> {

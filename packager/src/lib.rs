@@ -13,7 +13,8 @@
 //! - [`engine`]: the one wasmtime `Config` shared by the compiler and the runner, and the
 //!   compatibility fingerprint recorded per target;
 //! - [`sign`]: Ed25519 keys and the signature over a manifest;
-//! - [`layer`]: unpacking a verified layer into a runner-owned content store.
+//! - [`layer`]: unpacking a verified layer into a runner-owned content store;
+//! - [`lease`]: advisory locks that keep cache entries in use from being collected.
 //!
 //! It depends on no other Capsule crate, so the runner stays small.
 //!
@@ -30,6 +31,7 @@ mod digest;
 pub mod engine;
 mod error;
 pub mod layer;
+pub mod lease;
 pub mod manifest;
 pub mod policy;
 pub mod sign;

@@ -10,3 +10,20 @@ mod worker_pool;
 
 pub use exec::{ExecCommand, ExecHow, exec_bundle};
 pub use worker::WorkerCommand;
+
+/// Automatic eviction at the end of a command that wrote to the caches (see
+/// [`crate::gc::auto`]); a failure only costs disk space, so it is a warning.
+pub fn bound_caches() {
+    let Ok(cache) = args::cache_dir() else {
+        return;
+    };
+    if let Err(error) = crate::gc::auto(&cache) {
+        let mut text = format!("warning: cannot bound the caches in `{}`", cache.display());
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(e) = cause {
+            text.push_str(&format!("\n  cause: {e}"));
+            cause = e.source();
+        }
+        eprintln!("{text}");
+    }
+}

@@ -26,6 +26,7 @@
 
 pub mod cli;
 mod error;
+pub mod gc;
 mod http;
 mod instance;
 mod language;

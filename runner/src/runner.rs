@@ -3,12 +3,13 @@
 use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-use crate::store::{BundleKey, Store};
+use crate::store::{BundleKey, FileIdentity, Store};
 use crate::subtask::{CallLog, SubTaskScope};
 use crate::ticker::EpochTicker;
 use crate::trace::Trace;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
+use capsule_packager::lease::Lease;
 use capsule_packager::manifest::TargetEntry;
 use capsule_packager::policy::FileMode;
 use capsule_packager::sign::{Signer, Trust};
@@ -55,6 +56,8 @@ pub(crate) struct BundleCore {
     pub layers: Vec<(PathBuf, String)>,
     /// Where `--verbose` lines go.
     pub trace: Trace,
+    /// Keep the store entries this bundle uses (`.cwasm`, layers) from `capsule gc` while loaded.
+    pub _leases: Vec<Lease>,
 }
 
 /// What to run and with what.
@@ -236,12 +239,26 @@ impl Runner {
             })?
             .len();
         if size <= limits.max_bundle_bytes {
+            // An unchanged file (same identity) was hashed before: skip hashing its bytes.
+            let identity = FileIdentity::of(path);
+            if let Some(key) = identity
+                .as_ref()
+                .and_then(|id| self.store.key_by_identity(id))
+                && let Some(loaded) = self.open_verified_before(&key, &host, trust, started)?
+            {
+                return Ok(loaded);
+            }
             let key = BundleKey::of_file(path).map_err(|source| capsule_packager::Error::Io {
                 action: "read",
                 path: path.into(),
                 source,
             })?;
             if let Some(loaded) = self.open_verified_before(&key, &host, trust, started)? {
+                if let Some(identity) = identity
+                    && FileIdentity::of(path).as_ref() == Some(&identity)
+                {
+                    self.store.record_identity(&identity, &key);
+                }
                 return Ok(loaded);
             }
         }
@@ -275,14 +292,17 @@ impl Runner {
         let component = unsafe { Component::deserialize(&self.engine, cwasm) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
         let mut layers = Vec::new();
+        let mut leases = Vec::new();
         for layer in &manifest.layers {
             let blob = bundle
                 .blob(&layer.digest)
                 .ok_or_else(|| Error::Internal(format!("layer {} is missing", layer.digest)))?;
-            let dir = layer::materialize(self.store.root(), &layer.digest, blob)?;
+            let (dir, lease) = layer::materialize_leased(self.store.root(), &layer.digest, blob)?;
             layers.push((dir, layer.mount.clone()));
+            leases.push(lease);
         }
-        // Remember the verification; a store that cannot be written only costs speed.
+        // Remember the verification; a store that cannot be written only costs speed. (The code
+        // runs from memory here, so the stored copy needs no lease.)
         if self.store.put_blob(&entry.cwasm, cwasm).is_ok() {
             let _ = self.store.record_bundle(
                 &bundle_digest,
@@ -290,7 +310,7 @@ impl Runner {
                 bundle.signature.as_ref(),
             );
         }
-        let loaded = self.loaded(manifest, signer, component, layers)?;
+        let loaded = self.loaded(manifest, signer, component, layers, leases)?;
         self.trace.stage("load", loading.elapsed(), || {
             "deserialized the .cwasm, unpacked layers into the store, linked".into()
         });
@@ -316,15 +336,18 @@ impl Runner {
             Err(_) if self.compiler.is_some() => return Ok(None),
             Err(error) => return Err(error),
         };
-        let Some(cwasm) = self.store.blob_path(&entry.cwasm) else {
+        // Leased before use: a store entry collected meanwhile sends us down the full path.
+        let Some((cwasm, cwasm_lease)) = self.store.blob(&entry.cwasm) else {
             return Ok(None);
         };
         let mut layers = Vec::new();
+        let mut leases = vec![cwasm_lease];
         for layer in &manifest.layers {
-            let Some(dir) = layer::lookup(self.store.root(), &layer.digest) else {
+            let Some((dir, lease)) = layer::lookup_leased(self.store.root(), &layer.digest) else {
                 return Ok(None);
             };
             layers.push((dir, layer.mount.clone()));
+            leases.push(lease);
         }
         self.trace.stage("verify", started.elapsed(), || {
             format!(
@@ -337,7 +360,7 @@ impl Runner {
         // checked against a manifest; wasmtime checks version and settings again here.
         let component = unsafe { Component::deserialize_file(&self.engine, &cwasm) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
-        let loaded = self.loaded(manifest, signer, component, layers)?;
+        let loaded = self.loaded(manifest, signer, component, layers, leases)?;
         self.trace.stage("load", loading.elapsed(), || {
             "mapped the .cwasm from the runner store, linked".into()
         });
@@ -360,19 +383,19 @@ impl Runner {
         let key =
             Digest::of(format!("{}\n{}", manifest.component, engine::fingerprint(host)).as_bytes());
         let compiling = Instant::now();
-        let path = match self.store.blob_path(&key) {
-            Some(path) => path,
+        let (path, cwasm_lease) = match self.store.blob(&key) {
+            Some(stored) => stored,
             None => {
                 let cwasm = compiler.precompile(component).map_err(|e| {
                     Error::Incompatible(format!(
                         "no precompiled code for this host, and compiling it here failed: {e}"
                     ))
                 })?;
-                let path = self.store.put_blob(&key, &cwasm)?;
+                let stored = self.store.put_blob(&key, &cwasm)?;
                 self.trace.stage("compile", compiling.elapsed(), || {
                     "no code for this host in the bundle: compiled its component here".into()
                 });
-                path
+                stored
             }
         };
         let loading = Instant::now();
@@ -381,16 +404,16 @@ impl Runner {
         let compiled = unsafe { Component::deserialize_file(&self.engine, &path) }
             .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
         let mut layers = Vec::new();
+        let mut leases = vec![cwasm_lease];
         for layer in &manifest.layers {
             let blob = bundle
                 .blob(&layer.digest)
                 .ok_or_else(|| Error::Internal(format!("layer {} is missing", layer.digest)))?;
-            layers.push((
-                layer::materialize(self.store.root(), &layer.digest, blob)?,
-                layer.mount.clone(),
-            ));
+            let (dir, lease) = layer::materialize_leased(self.store.root(), &layer.digest, blob)?;
+            layers.push((dir, layer.mount.clone()));
+            leases.push(lease);
         }
-        let mut loaded = self.loaded(manifest, signer, compiled, layers)?;
+        let mut loaded = self.loaded(manifest, signer, compiled, layers, leases)?;
         loaded.compiled_locally = true;
         self.trace.stage("load", loading.elapsed(), || {
             "code compiled on this host, from the runner store, linked".into()
@@ -404,6 +427,7 @@ impl Runner {
         signer: Signer,
         component: Component,
         layers: Vec<(PathBuf, String)>,
+        leases: Vec<Lease>,
     ) -> Result<LoadedBundle, Error> {
         let pre = instance::prepare(&self.engine, &component).map_err(Error::Internal)?;
         Ok(LoadedBundle {
@@ -412,6 +436,7 @@ impl Runner {
                 pre,
                 layers,
                 trace: self.trace.clone(),
+                _leases: leases,
             }),
             signer,
             _ticker: self.ticker.clone(),

@@ -4,11 +4,17 @@
 //! Layout under the store directory (created `0700`; files are written once, atomically, and made
 //! read-only; every name is a sha256):
 //!
+//! - `bundles-id/<BLAKE3 of a file identity>`: the BLAKE3 key of a bundle file whose identity
+//!   (device, inode, size, mtime, ctime; see [`FileIdentity`]) was the same before and after it was
+//!   hashed, so a warm `exec` of an unchanged file skips hashing it;
 //! - `bundles-b3/<BLAKE3 of the bundle file>`: the digest of that bundle's manifest and its signature
 //!   entry, written only after every blob of the bundle matched its manifest (the signature is
 //!   checked again, against the trust of the moment, at every use);
 //! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles;
-//! - `layers/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
+//! - `layers-v2/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
+//!
+//! What a loaded bundle uses (its `.cwasm`, its layers) is leased ([`capsule_packager::lease`])
+//! for as long as it is loaded, so `capsule gc` leaves it alone.
 //!
 //! The fast path hashes the whole bundle file (BLAKE3, memory-mapped: a few milliseconds for a
 //! 20 MB bundle, where SHA-256 took 15), so a changed byte anywhere misses the index and
@@ -17,6 +23,7 @@
 
 use crate::Error;
 use capsule_packager::Digest;
+use capsule_packager::lease::Lease;
 use capsule_packager::sign::Signature;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -24,6 +31,65 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const BUNDLES_DIR: &str = "bundles-b3";
+const IDENTITIES_DIR: &str = "bundles-id";
+const BLOBS_DIR: &str = "blobs";
+
+/// The store's areas (directories whose entries a collector may remove, see [`crate::gc`]).
+pub const AREAS: &[&str] = &[
+    IDENTITIES_DIR,
+    BUNDLES_DIR,
+    BLOBS_DIR,
+    capsule_packager::layer::LAYERS_DIR,
+];
+
+/// A file's identity as the kernel keeps it: device, inode, size, modification and status-change
+/// times (nanoseconds). Any write to the file, a rename over it or a `touch` changes the
+/// status-change time, which no user can set back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileIdentity(String);
+
+impl FileIdentity {
+    /// The identity of the file at `path`, or `None` where the platform does not give one or the
+    /// file changed within the last [`SETTLED`] (timestamps come from a coarse clock, so a change
+    /// right after this look might keep them).
+    pub fn of(path: &Path) -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = fs::metadata(path).ok()?;
+            let changed = std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    meta.ctime().try_into().ok()?,
+                    meta.ctime_nsec().try_into().ok()?,
+                );
+            if std::time::SystemTime::now().duration_since(changed).ok()? < SETTLED {
+                return None;
+            }
+            Some(FileIdentity(format!(
+                "{}:{}:{}:{}.{}:{}.{}",
+                meta.dev(),
+                meta.ino(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            )))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
+        }
+    }
+
+    fn name(&self) -> String {
+        blake3::hash(self.0.as_bytes()).to_hex().to_string()
+    }
+}
+
+/// How long a file must have been left alone before its identity stands for its bytes.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The store's name for a bundle file: the BLAKE3 hash of its bytes. It only names entries of this
 /// store; what verification checks are the manifest's sha256 digests.
@@ -45,6 +111,10 @@ impl BundleKey {
 
     fn hex(&self) -> String {
         self.0.to_hex().to_string()
+    }
+
+    fn from_hex(text: &str) -> Option<Self> {
+        blake3::Hash::from_hex(text.trim()).ok().map(BundleKey)
     }
 }
 
@@ -72,10 +142,26 @@ impl Store {
         &self.root
     }
 
-    /// The path of blob `digest`, if stored.
-    pub fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
-        let path = self.root.join("blobs").join(digest.hex());
-        path.is_file().then_some(path)
+    /// The bundle key recorded for a file with this identity: its bytes were hashed to that key
+    /// while it had exactly this identity.
+    pub fn key_by_identity(&self, identity: &FileIdentity) -> Option<BundleKey> {
+        let text = fs::read_to_string(self.root.join(IDENTITIES_DIR).join(identity.name())).ok()?;
+        BundleKey::from_hex(&text)
+    }
+
+    /// Records that the file with `identity` hashes to `bundle` (taken before and after hashing).
+    pub fn record_identity(&self, identity: &FileIdentity, bundle: &BundleKey) {
+        let path = self.root.join(IDENTITIES_DIR).join(identity.name());
+        if !path.is_file() {
+            let _ = self.write_once(&path, bundle.hex().as_bytes());
+        }
+    }
+
+    /// Blob `digest`, if stored, leased so that no collector removes it while in use.
+    pub fn blob(&self, digest: &Digest) -> Option<(PathBuf, Lease)> {
+        let path = self.root.join(BLOBS_DIR).join(digest.hex());
+        let lease = Lease::entry(&path)?;
+        Some((path, lease))
     }
 
     /// The manifest bytes (re-hashed) and signature recorded for the bundle whose file hashes to
@@ -83,17 +169,19 @@ impl Store {
     pub fn verified_manifest(&self, bundle: &BundleKey) -> Option<(Vec<u8>, Option<Signature>)> {
         let index = fs::read(self.root.join(BUNDLES_DIR).join(bundle.hex())).ok()?;
         let index: IndexEntry = serde_json::from_slice(&index).ok()?;
-        let bytes = fs::read(self.blob_path(&index.manifest)?).ok()?;
+        let path = self.root.join(BLOBS_DIR).join(index.manifest.hex());
+        let bytes = fs::read(path).ok()?;
         (Digest::of(&bytes) == index.manifest).then_some((bytes, index.signature))
     }
 
-    /// Stores a verified blob; returns its path.
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<PathBuf, Error> {
-        let path = self.root.join("blobs").join(digest.hex());
-        if !path.is_file() {
-            self.write_once(&path, bytes)?;
+    /// Stores a verified blob; returns its path, leased.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(PathBuf, Lease), Error> {
+        if let Some(stored) = self.blob(digest) {
+            return Ok(stored);
         }
-        Ok(path)
+        let path = self.root.join(BLOBS_DIR).join(digest.hex());
+        let lease = self.write_once(&path, bytes)?;
+        Ok((path, lease))
     }
 
     /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest and
@@ -113,9 +201,11 @@ impl Store {
         let text = serde_json::to_vec(&index)
             .map_err(|e| Error::Internal(format!("cannot encode the store index: {e}")))?;
         self.write_once(&self.root.join(BUNDLES_DIR).join(bundle.hex()), &text)
+            .map(drop)
     }
 
-    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    /// Writes `path` atomically, read-only; it is leased from the moment it appears.
+    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<Lease, Error> {
         let dir = path.parent().unwrap_or(&self.root);
         if !dir.is_dir() {
             create_private_dir(&self.root)?;
@@ -123,6 +213,10 @@ impl Store {
         }
         let staging = dir.join(format!(".tmp{}", std::process::id()));
         let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
+        let lease = file
+            .try_clone()
+            .and_then(Lease::staged)
+            .map_err(|e| io("lock", &staging, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_data())
             .map_err(|e| io("write", &staging, e))?;
@@ -132,7 +226,9 @@ impl Store {
             .permissions();
         perms.set_readonly(true);
         fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
-        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))
+        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))?;
+        capsule_packager::lease::mark_used(path);
+        Ok(lease)
     }
 }
 

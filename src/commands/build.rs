@@ -316,7 +316,13 @@ fn write_bundle(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create `{}`", parent.display()))?;
     }
-    let staging = out.with_extension(format!("capsule.tmp{}", std::process::id()));
+    // A dot name: `capsule gc` skips staging files in the bundle cache.
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned());
+    let staging = out.with_file_name(format!(
+        ".{}.tmp{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
     std::fs::write(&staging, bytes)
         .with_context(|| format!("cannot write `{}`", staging.display()))?;
     std::fs::rename(&staging, out).with_context(|| format!("cannot write `{}`", out.display()))

@@ -1,10 +1,11 @@
 use super::build::{Plan, ProjectArgs, resolve_task_file};
 use anyhow::Context;
 use capsule_packager::engine::Target;
+use capsule_packager::lease::Lease;
 use capsule_packager::sign::Trust;
 use capsule_runner::cli::args::{OutputArgs, TaskArgs};
 use capsule_runner::cli::{ExecHow, exec_bundle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Build a task file (or reuse its cached bundle, keyed by content) and run it, exactly as
 /// `capsule exec` would run the exported bundle.
@@ -36,19 +37,16 @@ impl RunCommand {
         let bundle = plan.cache_path()?;
         let started = std::time::Instant::now();
         let trace = self.output.trace();
-        let cached = bundle.is_file();
+        // Leased until we exit, so that `capsule gc` leaves the bundle we run.
+        let mut lease = Lease::entry(&bundle);
+        let cached = lease.is_some();
         if !cached {
             let compiled = plan.compile()?;
             let bytes = compiled.to_bytes(None).context("cannot write the bundle")?;
-            if let Some(parent) = bundle.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create `{}`", parent.display()))?;
-            }
-            let staging = bundle.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&staging, &bytes)
-                .with_context(|| format!("cannot write `{}`", staging.display()))?;
-            std::fs::rename(&staging, &bundle)
-                .with_context(|| format!("cannot write `{}`", bundle.display()))?;
+            lease = Some(write_leased(&bundle, &bytes)?);
+        } else {
+            // Done with the compiler: release its caches before the task runs.
+            drop(plan);
         }
         trace.stage("build", started.elapsed(), || {
             if cached {
@@ -64,6 +62,35 @@ impl RunCommand {
             warn_unsigned: false,
             compiler: Some(crate::local_compiler::host_compiler()?),
         };
-        exec_bundle(&bundle, &self.task, &self.output, &how)
+        let code = exec_bundle(&bundle, &self.task, &self.output, &how);
+        drop(lease);
+        code
     }
+}
+
+/// Writes `bytes` to `path` atomically, leased from the moment it appears.
+fn write_leased(path: &Path, bytes: &[u8]) -> anyhow::Result<Lease> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    // A dot name: collectors skip staging files.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let staging = path.with_file_name(format!(
+        ".{}.tmp{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<Lease> {
+        let mut file = std::fs::File::create(&staging)?;
+        let lease = Lease::staged(file.try_clone()?)?;
+        file.write_all(bytes)?;
+        Ok(lease)
+    };
+    let lease = write().with_context(|| format!("cannot write `{}`", staging.display()))?;
+    std::fs::rename(&staging, path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    capsule_packager::lease::mark_used(path);
+    Ok(lease)
 }

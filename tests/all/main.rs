@@ -2,6 +2,7 @@
 //! guests (built by guest-images/build.sh) and the real runner. Nothing is mocked.
 
 mod cli;
+mod gc;
 mod guests;
 mod hosts;
 mod interpreter;

@@ -243,3 +243,36 @@ fn builds_are_reproducible() {
         assert_eq!(first, second, "{source}");
     }
 }
+
+#[test]
+fn r17_a_bundle_changed_in_place_after_a_warm_exec_is_refused() {
+    let source = bundle(&fixture("marker.py"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("marker.capsule");
+    std::fs::copy(&source, &copy).expect("copy");
+    // Let the copy settle (a file's identity only stands for its bytes after 2 s), then run it
+    // twice: the second exec takes the warm path, which does not hash the file.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for _ in 0..2 {
+        let (code, envelope, _) = run_marker(&copy);
+        assert_eq!(code, Some(0), "{envelope}");
+    }
+    // One byte changed in place: same size, modification time put back.
+    let modified = std::fs::metadata(&copy)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let mut bytes = std::fs::read(&copy).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&copy, &bytes).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .expect("open")
+        .set_modified(modified)
+        .expect("set mtime");
+    let (code, envelope, ran) = run_marker(&copy);
+    assert_eq!(code, Some(3), "{envelope}");
+    assert!(!ran, "the tampered bundle ran");
+}

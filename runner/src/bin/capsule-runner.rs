@@ -16,10 +16,15 @@ enum Cli {
 
 fn main() -> ExitCode {
     // No compiler: a bundle without code for this host is refused.
-    let outcome = match Cli::parse() {
+    let cli = Cli::parse();
+    let bounds_caches = matches!(cli, Cli::Exec(_));
+    let outcome = match cli {
         Cli::Exec(command) => command.execute(None),
         Cli::Worker(command) => command.execute(None, None),
     };
+    if bounds_caches {
+        capsule_runner::cli::bound_caches();
+    }
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(report::print_error(&error)),

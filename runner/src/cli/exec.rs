@@ -95,14 +95,21 @@ pub fn exec_bundle(
                 bundle.display()
             );
         }
-        loaded.call(&CallOptions {
+        let envelope = loaded.call(&CallOptions {
             task: task.task.clone(),
             args_json: request,
             files_root: None,
             narrow,
             mounts: task.mount.clone(),
-        })
+        });
+        // This process ends right after: unmapping the code (with a TLB shootdown to every CPU
+        // this process ran on) is the kernel's job at exit, where it is cheaper. Its leases on
+        // store entries go with the process too.
+        std::mem::forget(loaded);
+        envelope
     });
+    // Likewise the engine and its ticker thread (joining it costs a wake-up).
+    std::mem::forget(runner);
     trace.stage("total", started.elapsed(), || "in the runner".into());
     match outcome {
         Ok(envelope) => Ok(report::print_envelope(&envelope, output.json)),

@@ -176,7 +176,7 @@ pub async fn run_code(
         Ok(language) => language,
         Err(message) => return invalid(STATELESS_TASK, message),
     };
-    let resolved = match resolve(&request.limits(), default_limits()) {
+    let resolved = match resolve(&request.limits, default_limits()) {
         Ok(resolved) => resolved,
         Err(message) => return invalid(STATELESS_TASK, message),
     };
@@ -247,7 +247,7 @@ async fn session_cell(
             Err(message) => return invalid(SESSION_TASK, message),
         }
     }
-    let fields = request.limits();
+    let fields = &request.limits;
     for (name, given) in [
         ("ram", fields.ram.is_some()),
         ("allow_hosts", fields.allow_hosts.is_some()),
@@ -262,7 +262,7 @@ async fn session_cell(
             );
         }
     }
-    let limits = match resolve(&fields, session.cell_limits) {
+    let limits = match resolve(fields, session.cell_limits) {
         Ok(resolved) => resolved.cell,
         Err(message) => return invalid(SESSION_TASK, message),
     };
@@ -329,7 +329,7 @@ async fn session_cell(
 /// `session.open`.
 pub async fn open(worker: &Worker, request: SessionOpenRequest) -> Answer {
     let language = parse_language(&request.language).map_err(invalid_answer)?;
-    let resolved = resolve(&request.limits(), default_limits()).map_err(invalid_answer)?;
+    let resolved = resolve(&request.limits, default_limits()).map_err(invalid_answer)?;
     let reservation = worker.sessions.reserve().map_err(invalid_answer)?;
     let bundle = worker
         .bundles

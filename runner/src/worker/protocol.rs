@@ -41,17 +41,25 @@ pub struct TaskRequest {
 }
 
 /// Limits and grants a `run_code` or `session.open` may give; all optional.
-#[derive(Default, Clone)]
+#[derive(Deserialize, Default, Clone)]
 pub struct LimitFields {
+    #[serde(default)]
     pub timeout: Option<Value>,
+    #[serde(default)]
     pub ram: Option<Value>,
+    #[serde(default)]
     pub compute: Option<Value>,
+    #[serde(default)]
     pub allow_hosts: Option<Vec<String>>,
+    #[serde(default)]
     pub env: Option<Map<String, Value>>,
 }
 
+/// The names of [`LimitFields`] (flattened requests check their fields themselves: serde cannot
+/// deny unknown fields next to a flattened struct).
+const LIMIT_FIELDS: [&str; 5] = ["timeout", "ram", "compute", "allow_hosts", "env"];
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunCodeRequest {
     #[serde(default)]
     pub language: Option<String>,
@@ -60,56 +68,15 @@ pub struct RunCodeRequest {
     pub session: Option<String>,
     #[serde(default)]
     pub stream: bool,
-    #[serde(default)]
-    pub timeout: Option<Value>,
-    #[serde(default)]
-    pub ram: Option<Value>,
-    #[serde(default)]
-    pub compute: Option<Value>,
-    #[serde(default)]
-    pub allow_hosts: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub limits: LimitFields,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SessionOpenRequest {
     pub language: String,
-    #[serde(default)]
-    pub timeout: Option<Value>,
-    #[serde(default)]
-    pub ram: Option<Value>,
-    #[serde(default)]
-    pub compute: Option<Value>,
-    #[serde(default)]
-    pub allow_hosts: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: Option<Map<String, Value>>,
-}
-
-impl RunCodeRequest {
-    pub fn limits(&self) -> LimitFields {
-        LimitFields {
-            timeout: self.timeout.clone(),
-            ram: self.ram.clone(),
-            compute: self.compute.clone(),
-            allow_hosts: self.allow_hosts.clone(),
-            env: self.env.clone(),
-        }
-    }
-}
-
-impl SessionOpenRequest {
-    pub fn limits(&self) -> LimitFields {
-        LimitFields {
-            timeout: self.timeout.clone(),
-            ram: self.ram.clone(),
-            compute: self.compute.clone(),
-            allow_hosts: self.allow_hosts.clone(),
-            env: self.env.clone(),
-        }
-    }
+    #[serde(flatten)]
+    pub limits: LimitFields,
 }
 
 #[derive(Deserialize)]
@@ -233,10 +200,16 @@ fn parse_line(line: &str) -> Result<(Value, Request), (Value, String)> {
     };
     let request = match op.as_deref() {
         None => fields(object, "task call", TASK_SHAPE).map(Request::Task),
-        Some("run_code") => fields(object, "run_code", RUN_CODE_SHAPE).map(Request::RunCode),
-        Some("session.open") => {
-            fields(object, "session.open", SESSION_OPEN_SHAPE).map(Request::SessionOpen)
-        }
+        Some("run_code") => known(
+            &object,
+            &["language", "code", "session", "stream"],
+            RUN_CODE_SHAPE,
+        )
+        .and_then(|()| fields(object, "run_code", RUN_CODE_SHAPE))
+        .map(Request::RunCode),
+        Some("session.open") => known(&object, &["language"], SESSION_OPEN_SHAPE)
+            .and_then(|()| fields(object, "session.open", SESSION_OPEN_SHAPE))
+            .map(Request::SessionOpen),
         Some("session.reset") => {
             fields(object, "session.reset", SESSION_SHAPE).map(Request::SessionReset)
         }
@@ -274,6 +247,19 @@ fn fields<T: DeserializeOwned>(
 ) -> Result<T, String> {
     serde_json::from_value(Value::Object(object))
         .map_err(|error| format!("not a valid {what} request ({error}); expected {shape}"))
+}
+
+/// Refuses a field that is neither one of `own` nor a limit field.
+fn known(object: &Map<String, Value>, own: &[&str], shape: &str) -> Result<(), String> {
+    match object
+        .keys()
+        .find(|key| !own.contains(&key.as_str()) && !LIMIT_FIELDS.contains(&key.as_str()))
+    {
+        None => Ok(()),
+        Some(key) => Err(format!(
+            "not a valid request: unknown field `{key}`; expected {shape}"
+        )),
+    }
 }
 
 fn no_fields(object: Map<String, Value>, op: &str) -> Result<(), String> {
