@@ -3,6 +3,7 @@
 mod build;
 mod gc;
 mod inspect;
+mod interpreters;
 mod keygen;
 mod mcp;
 mod run;
@@ -12,6 +13,7 @@ mod verify;
 pub use build::BuildCommand;
 pub use gc::GcCommand;
 pub use inspect::InspectCommand;
+pub use interpreters::InterpretersCommand;
 pub use keygen::KeygenCommand;
 pub use mcp::McpCommand;
 pub use run::RunCommand;

@@ -50,6 +50,11 @@ pub struct BuildCommand {
     /// Print how long each build stage took.
     #[arg(long, short)]
     verbose: bool,
+
+    /// When the cache already holds the bundle for exactly these inputs (and signing key), print
+    /// its path without building again, as `capsule run` does (used by the host SDKs).
+    #[arg(long, conflicts_with_all = ["export", "output", "check_reproducible"])]
+    reuse: bool,
 }
 
 fn parse_target(name: &str) -> Result<Target, String> {
@@ -70,6 +75,7 @@ Compute levels (wasmtime fuel, measured by ci/bench/fuel.sh on a 2-core x86_64 h
 LOW = 1e9 (about 0.15 s of CPython / 0.08 s of QuickJS busy work), MEDIUM = 1e10 (1.5 s / 0.8 s),\n  \
 HIGH = 1e11 (15 s / 7.9 s), or a fuel count. Default: MEDIUM. Default ram 512MiB, timeout 5m.\n\
 Build time: SOURCE_DATE_EPOCH sets the timestamps in the bundle (default 0), so builds are reproducible.\n\n\
+With --reuse, a bundle already in the cache for the same inputs is printed without building.\n\n\
 Exit status:\n  0  built\n  1  the build failed (your module raised at build time, toolchain failure)\n  \
 2  usage or configuration error (bad task options, bad capsule.toml)";
 
@@ -85,6 +91,18 @@ impl BuildCommand {
         };
         let plan = Plan::new(&file, None, &self.target, &self.project, out.as_deref())?;
         let cached = plan.cache_path()?;
+        // A signed bundle is kept apart from the unsigned one `run` caches, one per signer.
+        let cached = match &key {
+            Some(key) => cached.with_extension(format!(
+                "{}.capsule",
+                key.public().key_id().replace(':', "-")
+            )),
+            None => cached,
+        };
+        if self.reuse && cached.is_file() {
+            println!("{}", cached.display());
+            return Ok(0);
+        }
         let bundle = plan.compile()?;
         let packed = Instant::now();
         let bytes = bundle

@@ -302,3 +302,65 @@ fn r17_a_fifty_megabyte_argument_comes_from_a_file_or_stdin() {
         "{envelope}"
     );
 }
+
+/// `capsule build --reuse` (what the host SDKs call for every source they run): the first call
+/// builds into the cache, the next ones print the same bundle without building; a signed bundle
+/// is kept per signer, apart from the unsigned one `capsule run` caches.
+#[test]
+fn r15_build_reuse_prints_the_cached_bundle_per_signer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("echo.js");
+    std::fs::copy(fixture("echo.js"), &source).expect("copy fixture");
+    let other_key = crate::support::make_key("r15-other");
+    let build = |key: Option<&std::path::Path>| {
+        let mut command = capsule();
+        command
+            .arg("build")
+            .arg(&source)
+            .args(["--reuse", "--target", std::env::consts::ARCH]);
+        if let Some(key) = key {
+            command.arg("--sign").arg(key);
+        }
+        let output = command.output().expect("spawn capsule build");
+        assert_success(&output, "capsule build --reuse");
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let built = String::from_utf8_lossy(&output.stderr).contains("built `");
+        (std::path::PathBuf::from(path), built)
+    };
+    let (first, _) = build(Some(&test_key().0));
+    assert!(first.is_file(), "{}", first.display());
+    let modified = std::fs::metadata(&first)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let (again, rebuilt) = build(Some(&test_key().0));
+    assert_eq!(again, first);
+    assert!(!rebuilt, "--reuse built again");
+    assert_eq!(
+        std::fs::metadata(&first)
+            .and_then(|m| m.modified())
+            .expect("mtime"),
+        modified
+    );
+    let verified = capsule()
+        .arg("verify")
+        .arg(&first)
+        .arg("--trust")
+        .arg(&test_key().1)
+        .output()
+        .expect("spawn capsule verify");
+    assert_success(&verified, "capsule verify");
+    let (other, _) = build(Some(&other_key.0));
+    let (unsigned, _) = build(None);
+    assert_ne!(other, first);
+    assert_ne!(unsigned, first);
+    assert_ne!(unsigned, other);
+    // An edit changes the inputs: a new build.
+    std::fs::write(
+        &source,
+        std::fs::read_to_string(&source).expect("read") + "\n// edited\n",
+    )
+    .expect("edit");
+    let (edited, built) = build(Some(&test_key().0));
+    assert_ne!(edited, first);
+    assert!(built);
+}

@@ -1,0 +1,1 @@
+export { run, RunOptions, Envelope } from "./index";
