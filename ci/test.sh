@@ -22,3 +22,6 @@ cargo test --release --locked --workspace
 # The guests' HTTP client (its own workspace; built for wasm32-wasip1 by build.sh) has host-side tests.
 cargo test --locked --quiet --manifest-path guest-images/http-client/Cargo.toml \
   --target-dir "${CARGO_TARGET_DIR:-target}/http-client"
+
+# The host SDKs, installed from the packages they build into a fresh virtualenv / npm project.
+bash ci/sdk.sh
