@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash guest-images/build.sh
+# The OCI registry and NATS server the distribution tests start (on loopback, by pid).
+bash ci/services.sh
 
 # The minimal runner, built on its own so that no other crate's wasmtime features leak into it.
 cargo build --release --locked -p capsule-runner --bin capsule-runner
