@@ -34,6 +34,7 @@ mod limits;
 mod live;
 mod outcome;
 mod output;
+pub mod registry;
 mod runner;
 mod store;
 mod subtask;
