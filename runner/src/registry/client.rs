@@ -16,7 +16,9 @@ use std::time::Duration;
 
 /// A connection to the registry of one reference, with its credentials.
 pub struct RegistryClient {
-    client: oci_client::Client,
+    /// Built at first use: building it loads the system's TLS roots (tens of milliseconds), which
+    /// a caller that finds everything in the runner's store never needs.
+    client: std::sync::OnceLock<oci_client::Client>,
     auth: RegistryAuth,
     reference: Reference,
     /// Whether the registry's auth handshake ran for pulling / pushing (lazily: a client whose
@@ -37,25 +39,30 @@ pub struct PushOutcome {
 impl RegistryClient {
     /// A client for `reference`'s registry: plain HTTP for loopback hosts, HTTPS otherwise.
     pub fn new(reference: &Reference) -> Result<Self, Error> {
-        install_crypto_provider();
-        let protocol = if reference.is_loopback() {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            // An image index is never a Capsule bundle; refuse rather than pick a platform.
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            ..ClientConfig::default()
-        };
         Ok(RegistryClient {
-            client: oci_client::Client::new(config),
+            client: std::sync::OnceLock::new(),
             auth: auth::credentials(reference.registry())?,
             reference: reference.clone(),
             authenticated: Default::default(),
+        })
+    }
+
+    fn client(&self) -> &oci_client::Client {
+        self.client.get_or_init(|| {
+            install_crypto_provider();
+            let protocol = if self.reference.is_loopback() {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            };
+            oci_client::Client::new(ClientConfig {
+                protocol,
+                // An image index is never a Capsule bundle; refuse rather than pick a platform.
+                platform_resolver: None,
+                connect_timeout: Some(Duration::from_secs(10)),
+                read_timeout: Some(Duration::from_secs(60)),
+                ..ClientConfig::default()
+            })
         })
     }
 
@@ -67,7 +74,7 @@ impl RegistryClient {
             RegistryOperation::Push => &self.authenticated[1],
         };
         slot.get_or_try_init(|| async {
-            self.client
+            self.client()
                 .auth(self.reference.oci(), &self.auth, operation)
                 .await
                 .map(drop)
@@ -87,7 +94,7 @@ impl RegistryClient {
     pub async fn pull_image(&self) -> Result<(ImageManifest, Vec<u8>, Digest), Error> {
         self.authenticate(RegistryOperation::Pull).await?;
         let (bytes, _claimed) = self
-            .client
+            .client()
             .pull_manifest_raw(
                 self.reference.oci(),
                 &self.auth,
@@ -119,7 +126,7 @@ impl RegistryClient {
             ..OciDescriptor::default()
         };
         let mut stream = self
-            .client
+            .client()
             .pull_blob_stream(self.reference.oci(), &wanted)
             .await
             .map_err(|e| self.failure(&format!("fetch blob {} of", descriptor.digest), e))?;
@@ -172,7 +179,7 @@ impl RegistryClient {
             }
             let digest = descriptor.digest.to_string();
             let exists = self
-                .client
+                .client()
                 .blob_exists(self.reference.oci(), &digest)
                 .await
                 .map_err(|e| self.failure("look up a blob in", e))?;
@@ -186,7 +193,7 @@ impl RegistryClient {
                     descriptor.digest
                 ))
             })?;
-            self.client
+            self.client()
                 .push_blob(self.reference.oci(), bytes, &digest)
                 .await
                 .map_err(|e| self.failure(&format!("upload blob {digest} to"), e))?;
@@ -196,7 +203,7 @@ impl RegistryClient {
         let content_type = IMAGE_MANIFEST_MEDIA_TYPE
             .parse()
             .map_err(|e| Error::Internal(format!("bad media type header: {e}")))?;
-        self.client
+        self.client()
             .push_manifest_raw(self.reference.oci(), bytes.clone(), content_type)
             .await
             .map_err(|e| self.failure("push the manifest to", e))?;
