@@ -28,10 +28,8 @@ mod tasks;
 mod tracker;
 mod workspace;
 
+pub(crate) use crate::{Envelope, ErrorType, Runner};
 pub use bundles::InterpreterBundles;
-
-use crate::{Envelope, ErrorType, Runner};
-use bundles::BundleCache;
 use capsule_packager::sign::Trust;
 use protocol::Request;
 use serde_json::{Value, json};
