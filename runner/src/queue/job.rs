@@ -84,8 +84,44 @@ impl Limits {
 impl Job {
     /// Parses and validates a job document; an error names the field.
     pub fn parse(bytes: &[u8]) -> Result<Job, String> {
-        let job: Job = serde_json::from_slice(bytes)
-            .map_err(|e| format!("the job is not a valid job document: {e}"))?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("the job is not valid JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err("the job must be a JSON object".into());
+        };
+        const FIELDS: [&str; 8] = [
+            "v", "job_id", "bundle", "task", "args", "kwargs", "limits", "deadline",
+        ];
+        if let Some(key) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown job field `{}` (fields: {})",
+                key.escape_debug(),
+                FIELDS.join(", ")
+            ));
+        }
+        // Field by field, so that an error names the field.
+        fn field<T: serde::de::DeserializeOwned>(
+            map: &Map<String, Value>,
+            name: &str,
+        ) -> Result<Option<T>, String> {
+            map.get(name)
+                .filter(|v| !v.is_null())
+                .map(|v| {
+                    serde_json::from_value(v.clone()).map_err(|e| format!("invalid `{name}`: {e}"))
+                })
+                .transpose()
+        }
+        let required = |name: &str| format!("the job has no `{name}`");
+        let job = Job {
+            v: field(&map, "v")?.ok_or_else(|| required("v"))?,
+            job_id: field(&map, "job_id")?.ok_or_else(|| required("job_id"))?,
+            bundle: field(&map, "bundle")?.ok_or_else(|| required("bundle"))?,
+            task: field(&map, "task")?,
+            args: field(&map, "args")?,
+            kwargs: field(&map, "kwargs")?,
+            limits: field(&map, "limits")?,
+            deadline: field(&map, "deadline")?,
+        };
         job.validate()?;
         Ok(job)
     }

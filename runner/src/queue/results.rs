@@ -129,7 +129,10 @@ impl Queue {
                 .map_err(|e| Error::js(action("read"), e))?;
             let mut got = 0;
             while let Some(message) = batch.next().await {
-                let message = message.map_err(|e| Error::js(action("read"), e))?;
+                let message = message.map_err(|source| Error::JetStream {
+                    action: action("read"),
+                    source,
+                })?;
                 got += 1;
                 results.push(parse_result(&message.payload)?);
                 let pending = message.info().map(|i| i.pending).unwrap_or(0);

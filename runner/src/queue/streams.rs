@@ -182,8 +182,6 @@ impl Queue {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: wanted.ack_wait,
             max_deliver: wanted.max_deliver,
-            // Each worker bounds its own jobs in flight (`--concurrency`).
-            max_ack_pending: -1,
             ..Default::default()
         };
         let action = || {
@@ -213,8 +211,9 @@ impl Queue {
             max_deliver: existing.cached_info().config.max_deliver,
         };
         if settings.is_some() && current != wanted {
+            // Create-or-update: a 2.9 server updates the editable fields of a durable consumer.
             self.jobs
-                .update_consumer(config)
+                .create_consumer(config)
                 .await
                 .map_err(|e| Error::js(action(), e))?;
             existing
