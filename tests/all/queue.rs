@@ -20,17 +20,20 @@ struct QueueWorker {
 
 impl QueueWorker {
     fn start(nats: &NatsServer, queue: &str, name: &str) -> Self {
+        Self::start_with(
+            nats,
+            queue,
+            name,
+            &["--ack-wait", ACK_WAIT, "--max-deliver", "5"],
+        )
+    }
+
+    fn start_with(nats: &NatsServer, queue: &str, name: &str, extra: &[&str]) -> Self {
         let child = capsule()
             .args(["worker", "--nats", &nats.url(), "--queue", queue])
-            .args([
-                "--ack-wait",
-                ACK_WAIT,
-                "--max-deliver",
-                "5",
-                "--concurrency",
-                "4",
-            ])
-            .args(["--name", name, "--trust"])
+            .args(["--concurrency", "4", "--name", name])
+            .args(extra)
+            .arg("--trust")
             .arg(&test_key().1)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -216,7 +219,7 @@ fn two_hundred_jobs_over_two_workers_one_killed_three_times() {
     let queue = "kill";
     let _steady = QueueWorker::start(&nats, queue, "steady");
     let mut victim = QueueWorker::start(&nats, queue, "victim");
-    submit_many(&nats, queue, 0..200, 40);
+    submit_many(&nats, queue, 0..200, 100);
     for (kill, after) in [(1, 40), (2, 90), (3, 140)] {
         wait_finished(&nats, queue, after, Duration::from_secs(60));
         victim.kill();
@@ -340,6 +343,49 @@ fn an_untrusted_bundle_is_invalid_without_retries() {
     let results = results(&nats, "untrusted");
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["attempt"], 1);
+}
+
+#[test]
+fn a_job_whose_last_delivery_dies_is_lost_once() {
+    let nats = NatsServer::start();
+    let queue = "lost";
+    // One delivery allowed, so killing the worker that has it exhausts the job.
+    let mut first = QueueWorker::start_with(
+        &nats,
+        queue,
+        "first",
+        &["--ack-wait", "1s", "--max-deliver", "1"],
+    );
+    let args = json!({"args": [5], "kwargs": {"sleep_ms": 20000}}).to_string();
+    let output = submit(
+        &nats,
+        queue,
+        &reference("queue_job"),
+        &["--id", "doomed", "--args-json", &args],
+    );
+    assert_success(&output, "capsule submit");
+    let started = Instant::now();
+    while counts(&nats, queue)["running"] != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+    // The survivor hears the server's max-deliveries advisory and stores `lost`.
+    // (Without --ack-wait/--max-deliver: it keeps the queue's consumer as it is.)
+    let _second = QueueWorker::start_with(&nats, queue, "second", &[]);
+    let counts = wait_finished(&nats, queue, 1, Duration::from_secs(30));
+    assert_eq!(
+        counts,
+        json!({"queued": 0, "running": 0, "done": 0, "failed": 0, "lost": 1})
+    );
+    let results = results(&nats, queue);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["status"], "lost", "{}", results[0]);
+    assert_eq!(results[0]["attempt"], 1);
+    assert_eq!(results[0]["envelope"]["error"]["error_type"], "lost");
 }
 
 #[test]
