@@ -53,7 +53,8 @@ pub struct WorkerCommand {
     session_ttl: String,
 
     /// Take jobs from a NATS JetStream work queue at this server (`nats://HOST:4222`) instead
-    /// of reading requests on stdin; needs `--queue`. Runs until stopped. See manifests/queue.md.
+    /// of reading requests on stdin; needs `--queue`. Runs until SIGTERM/SIGINT, then finishes the
+    /// running jobs. See manifests/queue.md.
     #[arg(long, value_name = "URL", requires = "queue", conflicts_with_all = ["processes", "max_in_flight"])]
     nats: Option<String>,
 

@@ -89,13 +89,21 @@ async fn run(runner: Runner, options: QueueWorkerOptions) -> Result<(), Error> {
         context.max_deliver
     );
     tokio::spawn(reaper::run(context.clone()));
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let concurrency = options.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    // Listening from here on, so that a signal during a fetch is not missed.
+    let stop = stop_signal()?;
     let mut failing = false;
     loop {
         // Ask for as many jobs as there are free slots, waiting for at least one.
-        let Ok(first) = slots.clone().acquire_owned().await else {
-            return Ok(());
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            _ = stop.notified() => break,
         };
+        if stop.is_set() {
+            break;
+        }
+        let Ok(first) = first else { break };
         let mut permits = vec![first];
         while let Ok(permit) = slots.clone().try_acquire_owned() {
             permits.push(permit);
@@ -138,6 +146,55 @@ async fn run(runner: Runner, options: QueueWorkerOptions) -> Result<(), Error> {
             }
         }
     }
+    // Stopped: take no more jobs, finish (and ack) the running ones.
+    let running = concurrency - slots.available_permits();
+    eprintln!("capsule worker: stopping after the {running} running job(s)");
+    let _ = slots.acquire_many(concurrency as u32).await;
+    Ok(())
+}
+
+/// Set once SIGTERM or SIGINT arrives.
+struct Stop {
+    set: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn notified(&self) {
+        let notified = self.notify.notified();
+        if !self.is_set() {
+            notified.await;
+        }
+    }
+}
+
+/// Starts listening for SIGTERM and SIGINT.
+fn stop_signal() -> Result<Arc<Stop>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen =
+        |kind| signal(kind).map_err(|e| Error::Invalid(format!("cannot listen for signals: {e}")));
+    let (mut term, mut int) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+    );
+    let stop = Arc::new(Stop {
+        set: false.into(),
+        notify: tokio::sync::Notify::new(),
+    });
+    let setter = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        setter.set.store(true, std::sync::atomic::Ordering::Release);
+        setter.notify.notify_waiters();
+    });
+    Ok(stop)
 }
 
 /// What to tell the server about a delivery once the worker is done with it.
