@@ -35,9 +35,9 @@ docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & pids+=($
 wait_port "$nats_port"; wait_port "$registry_port"
 nats=nats://127.0.0.1:$nats_port
 
-"$capsule" keygen -o "$work/bench.key" >/dev/null
+"$capsule" keygen -o "$work/bench.key" >/dev/null 2>&1
 "$capsule" build ci/bench/tasks/trivial.py -o "$work/trivial.capsule" --sign "$work/bench.key" >/dev/null 2>&1
-digest=$("$capsule" push "$work/trivial.capsule" "oci://127.0.0.1:$registry_port/bench/trivial:1")
+digest=$("$capsule" push "$work/trivial.capsule" "oci://127.0.0.1:$registry_port/bench/trivial:1" 2>/dev/null)
 ref="oci://127.0.0.1:$registry_port/bench/trivial@$digest"
 
 echo "== 1. throughput: $jobs queued jobs, 2 workers x 4 slots, trivial Python task =="
