@@ -15,6 +15,8 @@ use std::process::ExitCode;
 enum Cli {
     Build(commands::BuildCommand),
     Exec(capsule_runner::cli::ExecCommand),
+    Push(commands::PushCommand),
+    Pull(commands::PullCommand),
     Run(commands::RunCommand),
     RunCode(commands::RunCodeCommand),
     Worker(capsule_runner::cli::WorkerCommand),
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
     // Commands that write to the caches bound them afterwards (when nothing of theirs is in use).
     let bounds_caches = matches!(
         cli,
-        Cli::Build(_) | Cli::Exec(_) | Cli::Run(_) | Cli::RunCode(_)
+        Cli::Build(_) | Cli::Exec(_) | Cli::Run(_) | Cli::RunCode(_) | Cli::Pull(_)
     );
     let outcome = match cli {
         Cli::Build(c) => c.execute(),
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
             local_compiler::host_compiler().and_then(|compiler| c.execute(Some(compiler)))
         }
         Cli::Run(c) => c.execute(),
+        Cli::Push(c) => c.execute(),
+        Cli::Pull(c) => c.execute(),
         Cli::RunCode(c) => c.execute(),
         Cli::Worker(c) => local_compiler::host_compiler().and_then(|compiler| {
             c.execute(Some(compiler), Some(commands::interpreters_for_worker()))

@@ -14,7 +14,8 @@
 //!   compatibility fingerprint recorded per target;
 //! - [`sign`]: Ed25519 keys and the signature over a manifest;
 //! - [`layer`]: unpacking a verified layer into a runner-owned content store;
-//! - [`lease`]: advisory locks that keep cache entries in use from being collected.
+//! - [`lease`]: advisory locks that keep cache entries in use from being collected;
+//! - [`oci`]: the mapping of a bundle onto an OCI image manifest (the network side is the runner's).
 //!
 //! It depends on no other Capsule crate, so the runner stays small.
 //!
@@ -33,6 +34,7 @@ mod error;
 pub mod layer;
 pub mod lease;
 pub mod manifest;
+pub mod oci;
 pub mod policy;
 pub mod sign;
 pub mod staging;

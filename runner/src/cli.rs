@@ -8,7 +8,7 @@ pub mod report;
 mod worker;
 mod worker_pool;
 
-pub use exec::{ExecCommand, ExecHow, exec_bundle};
+pub use exec::{ExecCommand, ExecHow, describe, exec_bundle};
 pub use worker::WorkerCommand;
 
 /// Automatic eviction at the end of a command that wrote to the caches (see

@@ -11,6 +11,10 @@ pub enum Error {
     /// The caller asked for something the bundle does not have (e.g. an unknown task).
     #[error("{0}")]
     Usage(String),
+    /// A registry could not be reached, refused the credentials, or lacks the reference:
+    /// nothing was executed, and trying again later may work.
+    #[error("{0}")]
+    Registry(String),
     /// The runner itself failed (engine setup, filesystem).
     #[error("{0}")]
     Internal(String),
@@ -23,7 +27,7 @@ impl Error {
             Error::Bundle(_) => crate::ErrorType::BundleInvalid,
             Error::Incompatible(_) => crate::ErrorType::Incompatible,
             Error::Usage(_) => crate::ErrorType::InvalidArgs,
-            Error::Internal(_) => crate::ErrorType::Internal,
+            Error::Registry(_) | Error::Internal(_) => crate::ErrorType::Internal,
         }
     }
 
@@ -33,7 +37,7 @@ impl Error {
         match self {
             Error::Bundle(_) | Error::Incompatible(_) => 3,
             Error::Usage(_) => 2,
-            Error::Internal(_) => 1,
+            Error::Registry(_) | Error::Internal(_) => 1,
         }
     }
 }

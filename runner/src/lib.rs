@@ -36,6 +36,7 @@ mod live;
 mod outcome;
 mod output;
 pub mod queue;
+pub mod registry;
 mod runner;
 mod store;
 mod subtask;

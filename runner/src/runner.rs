@@ -23,11 +23,11 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Runs bundles; one engine, shared by every bundle it opens.
 pub struct Runner {
-    engine: Engine,
+    pub(crate) engine: Engine,
     ticker: Arc<EpochTicker>,
-    store: Store,
-    compiler: Option<Arc<dyn LocalCompiler>>,
-    trace: Trace,
+    pub(crate) store: Store,
+    pub(crate) compiler: Option<Arc<dyn LocalCompiler>>,
+    pub(crate) trace: Trace,
 }
 
 /// Compiles a bundle's portable component for this host when the bundle has no `.cwasm` this
@@ -42,7 +42,7 @@ pub trait LocalCompiler: Send + Sync {
 pub struct LoadedBundle {
     pub(crate) core: Arc<BundleCore>,
     signer: Signer,
-    compiled_locally: bool,
+    pub(crate) compiled_locally: bool,
     /// Keeps timeouts working for as long as the bundle can be called.
     _ticker: Arc<EpochTicker>,
 }
@@ -225,12 +225,7 @@ impl Runner {
     pub fn open(&self, path: &Path, trust: &Trust) -> Result<LoadedBundle, Error> {
         let started = Instant::now();
         let limits = ReadLimits::default();
-        let host = Target::host().ok_or_else(|| {
-            Error::Incompatible(format!(
-                "this host's architecture `{}` has no Capsule target",
-                std::env::consts::ARCH
-            ))
-        })?;
+        let host = host_target()?;
         let size = std::fs::metadata(path)
             .map_err(|source| capsule_packager::Error::Io {
                 action: "open",
@@ -379,24 +374,10 @@ impl Runner {
         let component = bundle.blob(&manifest.component).ok_or_else(|| {
             Error::Internal(format!("component {} is missing", manifest.component))
         })?;
-        // Keyed by what went in: the component and the engine settings it is compiled for.
-        let key =
-            Digest::of(format!("{}\n{}", manifest.component, engine::fingerprint(host)).as_bytes());
-        let compiling = Instant::now();
+        let key = local_code_key(&manifest, host);
         let (path, cwasm_lease) = match self.store.blob(&key) {
             Some(stored) => stored,
-            None => {
-                let cwasm = compiler.precompile(component).map_err(|e| {
-                    Error::Incompatible(format!(
-                        "no precompiled code for this host, and compiling it here failed: {e}"
-                    ))
-                })?;
-                let stored = self.store.put_blob(&key, &cwasm)?;
-                self.trace.stage("compile", compiling.elapsed(), || {
-                    "no code for this host in the bundle: compiled its component here".into()
-                });
-                stored
-            }
+            None => self.compile_and_store(&key, component, compiler)?,
         };
         let loading = Instant::now();
         // SAFETY: the code was compiled by the local compiler (in this process or an earlier
@@ -421,7 +402,28 @@ impl Runner {
         Ok(loaded)
     }
 
-    fn loaded(
+    /// Compiles `component` here and keeps the code in the store under `key`
+    /// ([`local_code_key`]).
+    pub(crate) fn compile_and_store(
+        &self,
+        key: &Digest,
+        component: &[u8],
+        compiler: &dyn LocalCompiler,
+    ) -> Result<(PathBuf, Lease), Error> {
+        let compiling = Instant::now();
+        let cwasm = compiler.precompile(component).map_err(|e| {
+            Error::Incompatible(format!(
+                "no precompiled code for this host, and compiling it here failed: {e}"
+            ))
+        })?;
+        let stored = self.store.put_blob(key, &cwasm)?;
+        self.trace.stage("compile", compiling.elapsed(), || {
+            "no code for this host in the bundle: compiled its component here".into()
+        });
+        Ok(stored)
+    }
+
+    pub(crate) fn loaded(
         &self,
         manifest: Manifest,
         signer: Signer,
@@ -445,7 +447,7 @@ impl Runner {
     }
 }
 
-fn signer_text(signer: Signer) -> String {
+pub(crate) fn signer_text(signer: Signer) -> String {
     match signer {
         Signer::Trusted(key) => format!("trusted key {}", key.key_id()),
         Signer::Untrusted(key) => format!("untrusted key {}, allowed", key.key_id()),
@@ -492,7 +494,26 @@ fn pool_config(slots: u32) -> PoolingAllocationConfig {
 const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 
 /// The `.cwasm` entry this runner's engine can load on `host`.
-fn select_target<'m>(manifest: &'m Manifest, host: &Target) -> Result<&'m TargetEntry, Error> {
+/// The store key of code compiled here: what went in, the component and the engine settings it is
+/// compiled for.
+pub(crate) fn local_code_key(manifest: &Manifest, host: &Target) -> Digest {
+    Digest::of(format!("{}\n{}", manifest.component, engine::fingerprint(host)).as_bytes())
+}
+
+/// This host's target, or why it has none.
+pub(crate) fn host_target() -> Result<Target, Error> {
+    Target::host().ok_or_else(|| {
+        Error::Incompatible(format!(
+            "this host's architecture `{}` has no Capsule target",
+            std::env::consts::ARCH
+        ))
+    })
+}
+
+pub(crate) fn select_target<'m>(
+    manifest: &'m Manifest,
+    host: &Target,
+) -> Result<&'m TargetEntry, Error> {
     let fingerprint = engine::fingerprint(host);
     manifest
         .targets

@@ -10,7 +10,8 @@
 //! - `bundles-b3/<BLAKE3 of the bundle file>`: the digest of that bundle's manifest and its signature
 //!   entry, written only after every blob of the bundle matched its manifest (the signature is
 //!   checked again, against the trust of the moment, at every use);
-//! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles;
+//! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles, and for bundles
+//!   pulled from a registry their OCI image manifest and signature;
 //! - `layers-v2/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
 //!
 //! What a loaded bundle uses (its `.cwasm`, its layers) is leased ([`capsule_packager::lease`])
@@ -183,6 +184,13 @@ impl Store {
         let path = self.root.join(BLOBS_DIR).join(digest.hex());
         let lease = Lease::entry(&path)?;
         Some((path, lease))
+    }
+
+    /// The bytes of blob `digest`, if stored and still hashing to it (for small metadata blobs:
+    /// manifests, signatures, OCI image manifests).
+    pub fn read_blob(&self, digest: &Digest) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.root.join(BLOBS_DIR).join(digest.hex())).ok()?;
+        (Digest::of(&bytes) == *digest).then_some(bytes)
     }
 
     /// The manifest bytes (re-hashed) and signature recorded for the bundle whose file hashes to

@@ -304,7 +304,7 @@ fn compile_error(error: CompileError) -> anyhow::Error {
 }
 
 /// Writes atomically; refuses to replace a file that is not a Capsule bundle unless `force`.
-fn write_bundle(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+pub(crate) fn write_bundle(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
     if !force && out.exists() && !looks_like_bundle(out) {
         return Err(Refusal {
             message: format!("refusing to overwrite `{}`: it is not a Capsule bundle (use --force to replace it)", out.display()),

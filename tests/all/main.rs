@@ -11,6 +11,7 @@ mod limits;
 mod mcp;
 mod projects;
 mod queue;
+mod registry;
 mod servers;
 mod sessions;
 mod subtasks;

@@ -118,11 +118,6 @@ impl Registry {
             .join(hex)
             .join("data")
     }
-
-    /// The registry's storage root.
-    pub fn storage(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for Registry {

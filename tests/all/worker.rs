@@ -264,8 +264,11 @@ fn memory_stays_flat_over_ten_thousand_requests() {
         eprintln!(
             "{source}: RSS after 1,000 requests {after_1k} KiB, after 10,000 {after_10k} KiB"
         );
+        // 10%, with a floor of 4 MiB: allocator arenas and runtime threads settle by a few MiB
+        // once, under load from other processes; a leak of 500 bytes per request grows by more.
+        let allowed = (after_1k / 10).max(4096);
         assert!(
-            after_10k * 10 <= after_1k * 11,
+            after_10k <= after_1k + allowed,
             "{source}: RSS grew from {after_1k} KiB to {after_10k} KiB"
         );
         assert!(worker.finish().is_empty());

@@ -1,5 +1,6 @@
 use super::args::{OutputArgs, TaskArgs, TrustArgs, cache_dir};
 use super::report::{self, EXIT_USAGE, Refusal};
+use crate::registry::Reference;
 use crate::{CallOptions, Envelope, ErrorType, LocalCompiler, Runner};
 use capsule_packager::sign::{Signer, Trust};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,9 @@ use std::sync::Arc;
 #[derive(clap::Parser)]
 #[command(after_help = EXEC_HELP)]
 pub struct ExecCommand {
-    /// The `.capsule` bundle to run.
+    /// The `.capsule` bundle to run: a file, or a bundle in an OCI registry,
+    /// `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:HEX]` (only this host's code and the
+    /// filesystem layers are fetched, into the runner's store).
     bundle: PathBuf,
 
     #[command(flatten)]
@@ -25,7 +28,7 @@ pub struct ExecCommand {
     trust: TrustArgs,
 }
 
-const EXEC_HELP: &str = "Examples:\n  capsule exec hello.capsule --trust ci.key.pub -- world\n  capsule exec hello.capsule --allow-unsigned -- world\n  capsule exec hello.capsule --json --args-json '{\"kwargs\": {\"name\": \"x\"}}'\n\n\
+const EXEC_HELP: &str = "Examples:\n  capsule exec hello.capsule --trust ci.key.pub -- world\n  capsule exec hello.capsule --allow-unsigned -- world\n  capsule exec oci://127.0.0.1:5000/tasks/hello:v1 --trust ci.key.pub -- world\n  capsule exec hello.capsule --json --args-json '{\"kwargs\": {\"name\": \"x\"}}'\n\n\
 Exit status:\n  0  the task succeeded\n  1  the task ran and failed (exception, timeout, out of fuel, memory limit)\n  \
 2  usage error\n  3  bundle invalid, tampered with or incompatible (nothing was executed)";
 
@@ -85,7 +88,7 @@ pub fn exec_bundle(
     if let Some(compiler) = &how.compiler {
         runner = runner.with_local_compiler(compiler.clone());
     }
-    let outcome = runner.open(bundle, &how.trust).and_then(|loaded| {
+    let outcome = open(&runner, bundle, &how.trust).and_then(|loaded| {
         if how.warn_unsigned {
             warn_if_unsigned(bundle, loaded.signer());
         }
@@ -134,8 +137,27 @@ pub fn exec_bundle(
     }
 }
 
+/// Opens a bundle file, or with an `oci://` reference the bundle in a registry.
+pub(crate) fn open(
+    runner: &Runner,
+    bundle: &Path,
+    trust: &Trust,
+) -> Result<crate::LoadedBundle, crate::Error> {
+    let text = bundle.to_string_lossy();
+    if !Reference::is_reference(&text) {
+        return runner.open(bundle, trust);
+    }
+    let reference = Reference::parse(&text)?;
+    // Registry I/O on a runtime of its own, gone before the task's call starts its own.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Internal(format!("cannot start the async runtime: {e}")))?
+        .block_on(runner.open_reference(&reference, trust))
+}
+
 /// The error and its causes, on one line each.
-pub(crate) fn describe(error: &crate::Error) -> String {
+pub fn describe(error: &crate::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -1,7 +1,10 @@
-//! The worker's loaded bundles: task bundles by file identity, and the built-in interpreters.
+//! The worker's loaded bundles: task bundles by file identity or registry digest, and the
+//! built-in interpreters.
 
 use crate::cli::exec::warn_if_unsigned;
+use crate::registry::Reference;
 use crate::{Language, LoadedBundle, Runner};
+use capsule_packager::Digest;
 use capsule_packager::sign::Trust;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,11 +61,18 @@ pub struct BundleCache {
     builtin: [OnceCell<Arc<LoadedBundle>>; 2],
 }
 
+/// What a cached bundle is known by: a file's identity, or a registry manifest's digest.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    File(FileIdentity),
+    Oci(Digest),
+}
+
 /// The cache's table, with a use counter for evicting the least recently used bundle.
 #[derive(Default)]
 struct Entries {
     clock: u64,
-    by_file: HashMap<FileIdentity, (u64, CachedBundle)>,
+    by_key: HashMap<Key, (u64, CachedBundle)>,
 }
 
 impl BundleCache {
@@ -80,8 +90,13 @@ impl BundleCache {
         }
     }
 
-    /// The bundle at `path`, verified against the worker's trust.
+    /// The bundle a task call names: a file, or an `oci://` reference (see
+    /// [`Self::get_reference`]), verified against the worker's trust.
     pub async fn get(&self, path: &Path) -> Result<Arc<LoadedBundle>, crate::Error> {
+        let text = path.to_string_lossy();
+        if Reference::is_reference(&text) {
+            return self.get_reference(&text).await;
+        }
         let identity = FileIdentity::of(path).map_err(|source| {
             crate::Error::Bundle(capsule_packager::Error::Io {
                 action: "open",
@@ -89,26 +104,7 @@ impl BundleCache {
                 source,
             })
         })?;
-        let cell = {
-            let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            guard.clock += 1;
-            let now = guard.clock;
-            let entries = &mut guard.by_file;
-            if entries.len() >= MAX_CACHED_BUNDLES
-                && !entries.contains_key(&identity)
-                && let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, (used, _))| *used)
-                    .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
-            let entry = entries
-                .entry(identity)
-                .or_insert_with(|| (now, Arc::new(OnceCell::new())));
-            entry.0 = now;
-            entry.1.clone()
-        };
+        let cell = self.cell(Key::File(identity));
         let loaded = cell
             .get_or_try_init(|| async {
                 // Verification is CPU work: let the runtime move other tasks off this thread.
@@ -118,6 +114,49 @@ impl BundleCache {
             })
             .await?;
         Ok(loaded.clone())
+    }
+
+    /// The bundle at `oci://HOST/REPO[:TAG][@sha256:...]`: a tag is resolved by the registry at
+    /// every call (one manifest request), and each manifest digest is fetched, verified and
+    /// loaded once; a pinned reference that is loaded already needs no network at all.
+    pub async fn get_reference(&self, text: &str) -> Result<Arc<LoadedBundle>, crate::Error> {
+        let reference = Reference::parse(text)?;
+        let pinned = self.runner.resolve_reference(&reference).await?;
+        let digest = pinned.digest().ok_or_else(|| {
+            crate::Error::Internal(format!("{pinned} was not resolved to a digest"))
+        })?;
+        let cell = self.cell(Key::Oci(digest));
+        let loaded = cell
+            .get_or_try_init(|| async {
+                let loaded = self.runner.open_reference(&pinned, &self.trust).await?;
+                warn_if_unsigned(Path::new(text), loaded.signer());
+                Ok::<_, crate::Error>(Arc::new(loaded))
+            })
+            .await?;
+        Ok(loaded.clone())
+    }
+
+    /// The cache slot for `key`, made the most recently used; the least recently used entry is
+    /// dropped when the cache is full.
+    fn cell(&self, key: Key) -> CachedBundle {
+        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        guard.clock += 1;
+        let now = guard.clock;
+        let entries = &mut guard.by_key;
+        if entries.len() >= MAX_CACHED_BUNDLES
+            && !entries.contains_key(&key)
+            && let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            entries.remove(&oldest);
+        }
+        let entry = entries
+            .entry(key)
+            .or_insert_with(|| (now, Arc::new(OnceCell::new())));
+        entry.0 = now;
+        entry.1.clone()
     }
 
     /// `language`'s interpreter, loaded. Built by this Capsule (or shipped with it), it is trusted
