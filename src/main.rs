@@ -26,6 +26,9 @@ enum Cli {
     Keygen(commands::KeygenCommand),
     Verify(commands::VerifyCommand),
     Gc(commands::GcCommand),
+    Submit(commands::SubmitCommand),
+    Jobs(commands::JobsCommand),
+    Results(commands::ResultsCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,9 @@ fn main() -> ExitCode {
         Cli::Keygen(c) => c.execute(),
         Cli::Verify(c) => c.execute(),
         Cli::Gc(c) => c.execute(),
+        Cli::Submit(c) => c.execute(),
+        Cli::Jobs(c) => c.execute(),
+        Cli::Results(c) => c.execute(),
     };
     if bounds_caches {
         capsule_runner::cli::bound_caches();

@@ -10,7 +10,8 @@
 //! environment variables, no sockets (HTTP only through `wasi:http`, to the hosts the task allows),
 //! stdin closed and stdout/stderr captured (bounded) apart from the result. A task may call another
 //! task of its bundle (a sub-task, in a fresh instance, under the narrower of both policies). The
-//! outcome is an [`Envelope`]. The [`worker`] module serves many calls over NDJSON.
+//! outcome is an [`Envelope`]. The [`worker`] module serves many calls over NDJSON; the [`queue`]
+//! module takes jobs from a NATS JetStream work queue.
 //!
 //! ```no_run
 //! use capsule_packager::sign::{PublicKey, Trust};
@@ -34,6 +35,7 @@ mod limits;
 mod live;
 mod outcome;
 mod output;
+pub mod queue;
 pub mod registry;
 mod runner;
 mod store;

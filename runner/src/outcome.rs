@@ -33,6 +33,10 @@ pub enum ErrorType {
     Cancelled,
     /// The code interpreter session named was closed (TTL, eviction, a limit, a cancel).
     SessionLost,
+    /// A queue job's deadline passed before it started: nothing ran.
+    Expired,
+    /// A queue job was delivered as often as its queue allows without a result.
+    Lost,
 }
 
 impl ErrorType {
@@ -63,6 +67,8 @@ impl ErrorType {
             ErrorType::Incompatible => "incompatible",
             ErrorType::Cancelled => "cancelled",
             ErrorType::SessionLost => "session_lost",
+            ErrorType::Expired => "expired",
+            ErrorType::Lost => "lost",
         }
     }
 

@@ -10,6 +10,7 @@ mod javascript;
 mod limits;
 mod mcp;
 mod projects;
+mod queue;
 mod registry;
 mod servers;
 mod sessions;

@@ -190,6 +190,33 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Where a work queue is: `capsule submit`, `jobs` and `results`.
+#[derive(Args, Clone, Debug)]
+pub struct QueueArgs {
+    /// The NATS server with JetStream (`nats://HOST:4222`).
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+
+    /// The queue name: letters, digits, `-` and `_`.
+    #[arg(long, value_name = "NAME")]
+    pub queue: String,
+}
+
+impl QueueArgs {
+    /// Connects to the queue, creating its streams if need be.
+    pub async fn connect(&self) -> anyhow::Result<crate::queue::Queue> {
+        Ok(crate::queue::Queue::connect(&self.nats, &self.queue).await?)
+    }
+}
+
+/// A runtime for one client command.
+pub fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Which signers to trust.
 #[derive(Args, Clone, Debug, Default)]
 pub struct TrustArgs {

@@ -10,6 +10,9 @@ use std::sync::Arc;
 /// `{"id", "envelope"}`, in completion order. Bundles are verified once and kept loaded; guest
 /// output is captured in the envelope and never written to stdout. At EOF the worker answers every
 /// request still running and exits.
+///
+/// With `--nats URL --queue NAME` it takes jobs from a NATS JetStream work queue instead and
+/// stores each job's final result there (manifests/queue.md); `capsule submit` sends jobs.
 #[derive(clap::Parser)]
 #[command(after_help = WORKER_HELP)]
 pub struct WorkerCommand {
@@ -49,12 +52,42 @@ pub struct WorkerCommand {
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     session_ttl: String,
 
+    /// Take jobs from a NATS JetStream work queue at this server (`nats://HOST:4222`) instead
+    /// of reading requests on stdin; needs `--queue`. Runs until SIGTERM/SIGINT, then finishes the
+    /// running jobs. See manifests/queue.md.
+    #[arg(long, value_name = "URL", requires = "queue", conflicts_with_all = ["processes", "max_in_flight"])]
+    nats: Option<String>,
+
+    /// The queue to take jobs from (with `--nats`): letters, digits, `-` and `_`.
+    #[arg(long, value_name = "NAME", requires = "nats")]
+    queue: Option<String>,
+
+    /// Jobs running at once in this worker (with `--nats`; default: one per core).
+    #[arg(long, value_name = "N", requires = "nats")]
+    concurrency: Option<u32>,
+
+    /// Redeliver a job whose worker sent neither an ack nor a progress ack for this long (with
+    /// `--nats`; default `30s`). Sets the queue's consumer, for every worker of the queue,
+    /// together with `--max-deliver`.
+    #[arg(long, value_name = "DURATION", requires = "nats")]
+    ack_wait: Option<String>,
+
+    /// Deliveries of a job in all before it is `lost` (with `--nats`; default 5). Sets the
+    /// queue's consumer, together with `--ack-wait`.
+    #[arg(long, value_name = "N", requires = "nats")]
+    max_deliver: Option<u32>,
+
+    /// This worker's name in the results it stores (with `--nats`; default `HOST-PID`).
+    #[arg(long, value_name = "NAME", requires = "nats")]
+    name: Option<String>,
+
     #[command(flatten)]
     trust: TrustArgs,
 }
 
-const WORKER_HELP: &str = "Example:\n  echo '{\"id\": 1, \"bundle\": \"hello.capsule\", \"args\": [\"world\"]}' | capsule worker --trust ci.key.pub\n\n\
-Exit status:\n  0  every request was answered (failed tasks included: see each envelope)\n  2  usage error, or the streams failed";
+const WORKER_HELP: &str = "Examples:\n  echo '{\"id\": 1, \"bundle\": \"hello.capsule\", \"args\": [\"world\"]}' | capsule worker --trust ci.key.pub\n  \
+capsule worker --nats nats://10.0.0.5:4222 --queue builds --trust ci.key.pub --concurrency 8\n\n\
+Exit status:\n  0  every request was answered (failed tasks included: see each envelope)\n  2  usage error, the streams failed, or (with --nats) the server could not be reached";
 
 /// Most slots a pool is sized for: each reserves address space for its memories.
 const MAX_IN_FLIGHT: u32 = 256;
@@ -98,6 +131,9 @@ impl WorkerCommand {
             self.session_ttl.clone(),
         ))
         .map_err(|e| anyhow::anyhow!("invalid `--session-ttl`: {e}"))?;
+        if let Some(url) = &self.nats {
+            return self.serve_queue(url, compiler);
+        }
         if self.processes > 1 {
             return super::worker_pool::serve(usize::from(self.processes), &self.child_args());
         }
@@ -127,6 +163,62 @@ impl WorkerCommand {
 }
 
 impl WorkerCommand {
+    /// `--nats`: takes jobs from the queue until stopped.
+    fn serve_queue(
+        &self,
+        url: &str,
+        compiler: Option<Arc<dyn LocalCompiler>>,
+    ) -> anyhow::Result<u8> {
+        let queue = self.queue.clone().context("`--nats` needs `--queue`")?;
+        let concurrency = match self.concurrency {
+            Some(0) => bail!("`--concurrency` must be at least 1"),
+            Some(n) if n > MAX_IN_FLIGHT => {
+                bail!("`--concurrency` must be at most {MAX_IN_FLIGHT}, got {n}")
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+        };
+        let consumer = if self.ack_wait.is_some() || self.max_deliver.is_some() {
+            let defaults = crate::queue::ConsumerSettings::default();
+            let ack_wait = match &self.ack_wait {
+                Some(text) => capsule_packager::policy::parse_timeout(&serde_json::Value::String(
+                    text.clone(),
+                ))
+                .map_err(|e| anyhow::anyhow!("invalid `--ack-wait`: {e}"))?,
+                None => defaults.ack_wait,
+            };
+            let max_deliver = match self.max_deliver {
+                Some(0) => bail!("`--max-deliver` must be at least 1"),
+                Some(n) => i64::from(n),
+                None => defaults.max_deliver,
+            };
+            Some(crate::queue::ConsumerSettings {
+                ack_wait,
+                max_deliver,
+            })
+        } else {
+            None
+        };
+        let mut runner = Runner::pooled(cache_dir()?.join("store"), concurrency)?;
+        if let Some(compiler) = compiler {
+            runner = runner.with_local_compiler(compiler);
+        }
+        let options = crate::queue::QueueWorkerOptions {
+            url: url.to_string(),
+            queue,
+            concurrency: concurrency as usize,
+            threads: self.threads.map(usize::from),
+            consumer,
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(crate::queue::consumer::default_worker_name),
+            trust: self.trust.trust()?,
+        };
+        crate::queue::serve(runner, options)?;
+        Ok(0)
+    }
+
     /// The command line of one child of `--processes`: one thread, its share of the in-flight
     /// bound, the same deadline and trust.
     fn child_args(&self) -> Vec<String> {

@@ -28,10 +28,10 @@ mod tasks;
 mod tracker;
 mod workspace;
 
+pub(crate) use bundles::BundleCache;
 pub use bundles::InterpreterBundles;
 
 use crate::{Envelope, ErrorType, Runner};
-use bundles::BundleCache;
 use capsule_packager::sign::Trust;
 use protocol::Request;
 use serde_json::{Value, json};
