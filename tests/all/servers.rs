@@ -15,6 +15,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `program` under a small shell that kills it (SIGKILL, by pid) as soon as its stdin closes:
+/// when [`stop`] drops the pipe, or when the test process ends in any way, including a server
+/// held in a `static` that is never dropped. No server outlives the tests.
+fn spawn_tied(program: &str, configure: impl FnOnce(&mut Command), log: &Path) -> Child {
+    const WATCHDOG: &str = r#""$@" & pid=$!; read -r _; kill -9 "$pid"; wait "$pid""#;
+    let log = std::fs::File::create(log).expect("server log");
+    let mut command = Command::new("sh");
+    command.args(["-c", WATCHDOG, "sh", program]);
+    configure(&mut command);
+    command
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} (ci/services.sh installs it): {e}"))
+}
+
+/// Stops a server started by [`spawn_tied`] and waits until it is gone.
+fn stop(child: &mut Child) {
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -82,15 +105,13 @@ impl Registry {
         }
         let config_path = dir.join("config.yml");
         std::fs::write(&config_path, config).expect("write registry config");
-        let log = std::fs::File::create(dir.join("registry.log")).expect("registry log");
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry (ci/services.sh installs it)");
+        let mut child = spawn_tied(
+            "docker-registry",
+            |command| {
+                command.arg("serve").arg(&config_path);
+            },
+            &dir.join("registry.log"),
+        );
         wait_for_port(port, &mut child, "docker-registry");
         Registry { child, port, dir }
     }
@@ -122,8 +143,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -144,15 +164,15 @@ impl NatsServer {
     }
 
     fn spawn(dir: &Path, port: u16) -> Child {
-        let log = std::fs::File::create(dir.join("nats.log")).expect("nats log");
-        let mut child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("jetstream"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server (ci/services.sh installs it)");
+        let mut child = spawn_tied(
+            "nats-server",
+            |command| {
+                command
+                    .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+                    .arg(dir.join("jetstream"));
+            },
+            &dir.join("nats.log"),
+        );
         wait_for_port(port, &mut child, "nats-server");
         child
     }
@@ -164,15 +184,13 @@ impl NatsServer {
 
     /// Kills the server (SIGKILL, no clean shutdown) and starts it again on the same port and store.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
         self.child = Self::spawn(&self.dir, self.port);
     }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
