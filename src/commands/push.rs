@@ -64,10 +64,11 @@ impl PushCommand {
             if *digest == image.config.digest {
                 return Some(bundle.manifest_bytes.clone());
             }
-            if let Some(signature) = &signature
-                && capsule_packager::Digest::of(signature) == *digest
+            if image
+                .signature()
+                .is_some_and(|layer| layer.digest == *digest)
             {
-                return Some(signature.clone());
+                return signature.clone();
             }
             bundle.blob(digest).map(<[u8]>::to_vec)
         };

@@ -55,15 +55,7 @@ pub(super) struct WorkerContext {
 /// Runs the worker until the process is stopped; an error means it could not start (the server
 /// is unreachable, or refused to create the streams).
 pub fn serve(runner: Runner, options: QueueWorkerOptions) -> Result<(), Error> {
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("capsule-queue")
-        .enable_all()
-        .build()
+    let runtime = crate::worker::multi_thread_runtime(options.threads, "capsule-queue")
         .map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(run(runner, options))
 }

@@ -63,11 +63,7 @@ impl Runner {
                         Some(stored) => stored,
                         None => {
                             let bytes = self
-                                .fetch(
-                                    &client,
-                                    layer_of(&verified.image, &entry.cwasm)?,
-                                    &mut fetched,
-                                )
+                                .fetch_blob(&client, &verified.image, &entry.cwasm, &mut fetched)
                                 .await?;
                             self.store.put_blob(&entry.cwasm, &bytes)?
                         }
@@ -80,9 +76,10 @@ impl Runner {
                         Some(stored) => stored,
                         None => {
                             let component = self
-                                .fetch(
+                                .fetch_blob(
                                     &client,
-                                    layer_of(&verified.image, &manifest.component)?,
+                                    &verified.image,
+                                    &manifest.component,
                                     &mut fetched,
                                 )
                                 .await?;
@@ -100,11 +97,7 @@ impl Runner {
                 Some(stored) => stored,
                 None => {
                     let blob = self
-                        .fetch(
-                            &client,
-                            layer_of(&verified.image, &entry.digest)?,
-                            &mut fetched,
-                        )
+                        .fetch_blob(&client, &verified.image, &entry.digest, &mut fetched)
                         .await?;
                     layer::materialize_leased(self.store.root(), &entry.digest, &blob)?
                 }
@@ -152,17 +145,19 @@ impl Runner {
         let client = RegistryClient::new(&reference)?;
         let mut fetched = Fetched::default();
         let verified = self.verify_metadata(&client, trust, &mut fetched).await?;
+        // The file's manifest entry is the manifest serialized again: it must be the signed bytes.
+        if verified.manifest.to_bytes() != verified.manifest_bytes {
+            return Err(Error::Bundle(capsule_packager::Error::Manifest(
+                "the registry's manifest.json is not in canonical form".into(),
+            )));
+        }
         let mut blobs = BTreeMap::new();
         for blob in &verified.manifest.blobs {
             let bytes = match self.store.read_blob(&blob.digest) {
                 Some(bytes) => bytes,
                 None => {
-                    self.fetch(
-                        &client,
-                        layer_of(&verified.image, &blob.digest)?,
-                        &mut fetched,
-                    )
-                    .await?
+                    self.fetch_blob(&client, &verified.image, &blob.digest, &mut fetched)
+                        .await?
                 }
             };
             blobs.insert(blob.digest, bytes);
@@ -173,12 +168,6 @@ impl Runner {
             verified.signature.as_ref(),
             verified.image.mtime()?,
         )?;
-        // The manifest was serialized again: it must be the signed bytes.
-        if verified.manifest.to_bytes() != verified.manifest_bytes {
-            return Err(Error::Bundle(capsule_packager::Error::Manifest(
-                "the registry's manifest.json is not in canonical form".into(),
-            )));
-        }
         Ok((bytes, reference))
     }
 
@@ -235,6 +224,17 @@ impl Runner {
         let bytes = self.fetch(client, descriptor, fetched).await?;
         self.store.put_blob(&descriptor.digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// Blob `digest` of the bundle, fetched from its OCI layer.
+    async fn fetch_blob(
+        &self,
+        client: &RegistryClient,
+        image: &ImageManifest,
+        digest: &Digest,
+        fetched: &mut Fetched,
+    ) -> Result<Vec<u8>, Error> {
+        self.fetch(client, layer_of(image, digest)?, fetched).await
     }
 
     async fn fetch(

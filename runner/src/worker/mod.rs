@@ -130,6 +130,22 @@ impl Outstanding {
     }
 }
 
+/// The runtime a long-running worker (NDJSON or queue) serves on: `threads` threads (default: one
+/// per CPU), with time and I/O.
+pub(crate) fn multi_thread_runtime(
+    threads: Option<usize>,
+    name: &str,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
 /// Serves requests from `input` until EOF, answering on `output`; returns once every request has
 /// been answered (sessions are then closed). Only I/O errors on the streams themselves end it
 /// early.
@@ -139,16 +155,7 @@ pub fn serve(
     input: impl BufRead,
     output: impl Write + Send + 'static,
 ) -> std::io::Result<Summary> {
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("capsule-worker")
-        .enable_time()
-        .enable_io()
-        .build()?;
+    let runtime = multi_thread_runtime(options.threads, "capsule-worker")?;
     let _entered = runtime.enter();
     let (answers, answer_lines) = mpsc::channel::<String>();
     let writer = std::thread::Builder::new()
