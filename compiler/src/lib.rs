@@ -260,7 +260,12 @@ impl Compiler {
     /// same key means the same bundle bytes.
     pub fn input_key(&self, source: &TaskSource, prepared: &Prepared) -> Digest {
         let image_key = source.guest.image().map(|i| i.key).unwrap_or_default();
-        let targets: Vec<&str> = self.targets.iter().map(|t| t.triple).collect();
+        // Each target's engine fingerprint: a change of engine settings changes the `.cwasm`.
+        let targets: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| format!("{}={}", t.triple, engine::fingerprint(t)))
+            .collect();
         let mut parts: Vec<Vec<u8>> = vec![
             env!("CARGO_PKG_VERSION").into(),
             image_key.into(),

@@ -1,22 +1,20 @@
 //! One attempt: a fresh store and instance of the component, under the task's limits.
 
+use crate::deadline;
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
 use crate::subtask::{self, SubTaskScope};
-use crate::ticker;
 use capsule_packager::Policy;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-// Async, so that a deadline also ends a task that waits in the host (a sleep), not only one
-// that computes (the epoch deadline stops those).
+// Async, so that a deadline ends a task that waits in the host (a sleep) as well as one that
+// computes (stopped at a fuel yield, see src/deadline.rs).
 wasmtime::component::bindgen!({
     path: "../manifests/wit/world.wit",
     world: "task",
@@ -208,7 +206,8 @@ fn wasi_context(environment: &Environment<'_>, output: &Outputs) -> Result<WasiC
 }
 
 /// A fresh store for one instance of the bundle's component: its WASI context (see
-/// [`wasi_context`]), a memory limiter for `policy.ram_bytes`, fuel yields for exact accounting.
+/// [`wasi_context`]), a memory limiter for `policy.ram_bytes`, fuel yields where deadlines are
+/// checked (see [`deadline`]).
 pub(crate) fn new_store(
     pre: &TaskPre<AttemptState>,
     policy: &Policy,
@@ -228,19 +227,19 @@ pub(crate) fn new_store(
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     store
-        .fuel_async_yield_interval(Some(ticker::FUEL_YIELD_INTERVAL))
+        .fuel_async_yield_interval(Some(deadline::FUEL_YIELD_INTERVAL))
         .map_err(|e| internal(format!("cannot set fuel: {e:#}")))?;
     Ok(store)
 }
 
-/// Readies `store` for one call: `fuel` to spend, `deadline` armed (see [`ticker::arm`]), the
-/// memory limiter's peak and refusal reset to this call. Returns the epoch-yield flag for
-/// [`ticker::UntilDeadline`].
+/// Readies `store` for one call: `fuel` to spend, the memory limiter's peak and refusal reset to
+/// this call, `deadline` for the sub-tasks it calls (the call itself runs under
+/// [`deadline::UntilDeadline`]).
 pub(crate) fn start_call(
     store: &mut Store<AttemptState>,
     fuel: u64,
     deadline: Instant,
-) -> Result<Arc<AtomicBool>, ErrorInfo> {
+) -> Result<(), ErrorInfo> {
     store
         .set_fuel(fuel)
         .map_err(|e| internal(format!("cannot set fuel: {e:#}")))?;
@@ -248,10 +247,10 @@ pub(crate) fn start_call(
     limiter.refused = None;
     limiter.peak = limiter.in_use();
     store.data_mut().scope.deadline = deadline;
-    Ok(ticker::arm(store, deadline))
+    Ok(())
 }
 
-/// How a call on an instance ended, as [`ticker::UntilDeadline`] reports it: `None` when the
+/// How a call on an instance ended, as [`deadline::UntilDeadline`] reports it: `None` when the
 /// deadline stopped it.
 pub(crate) type CallEnd = Option<wasmtime::Result<Result<String, TaskError>>>;
 
@@ -309,9 +308,8 @@ pub(crate) fn fuel_used(store: &Store<AttemptState>, given: u64) -> u64 {
     given.saturating_sub(store.get_fuel().unwrap_or(given))
 }
 
-/// Runs task `task` once in a fresh instance until `scope.deadline`. The deadline is enforced
-/// twice: the epoch callback stops wasm code (a CPU loop), the async timeout stops a wait in the
-/// host (a sleep). Guest output goes to `output`.
+/// Runs task `task` once in a fresh instance until `scope.deadline` (checked at every fuel yield
+/// and every wait in the host, see [`deadline`]). Guest output goes to `output`.
 pub async fn attempt(
     pre: &TaskPre<AttemptState>,
     task: &str,
@@ -335,10 +333,9 @@ pub async fn attempt(
         Ok(store) => store,
         Err(error) => return failed(error),
     };
-    let epoch_yield = match start_call(&mut store, fuel, deadline) {
-        Ok(flag) => flag,
-        Err(error) => return failed(error),
-    };
+    if let Err(error) = start_call(&mut store, fuel, deadline) {
+        return failed(error);
+    }
     let run = async {
         let started = Instant::now();
         let instance = pre.instantiate_async(&mut store).await?;
@@ -353,7 +350,7 @@ pub async fn attempt(
         });
         result
     };
-    let end = ticker::UntilDeadline::new(run, deadline, epoch_yield).await;
+    let end = deadline::UntilDeadline::new(run, deadline).await;
     let result = finish_call(&store, end, task, policy);
     AttemptOutcome {
         result,

@@ -5,7 +5,7 @@
 //! fingerprint matches this runner's engine, and only then deserializes it. The signature is
 //! checked against the caller's [`capsule_packager::sign::Trust`] before any blob is hashed. [`LoadedBundle::call`]
 //! runs a task in a fresh instance per attempt: fuel for `compute`, a resource limiter for `ram`,
-//! epoch interruption for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
+//! fuel yields for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
 //! context that grants nothing by default: no files but read-only guest layers, only the declared
 //! environment variables, no sockets (HTTP only through `wasi:http`, to the hosts the task allows),
 //! stdin closed and stdout/stderr captured (bounded) apart from the result. A task may call another
@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+mod deadline;
 mod error;
 pub mod gc;
 mod http;
@@ -40,7 +41,6 @@ pub mod registry;
 mod runner;
 mod store;
 mod subtask;
-mod ticker;
 mod trace;
 pub mod worker;
 

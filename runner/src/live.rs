@@ -13,7 +13,7 @@ use crate::outcome::{Envelope, Execution};
 use crate::output::Listener;
 use crate::runner::{BundleCore, LoadedBundle, envelope};
 use crate::subtask::{CallLog, SubTaskScope};
-use crate::{Error, ticker};
+use crate::{Error, deadline};
 use capsule_packager::Policy;
 use capsule_packager::policy::{Compute, narrow_hosts};
 use std::sync::Arc;
@@ -173,9 +173,9 @@ impl LiveInstance {
         let deadline = started + limits.timeout;
         let (result, alive) = match instance::start_call(&mut self.store, limits.fuel, deadline) {
             Err(error) => (Err(error), false),
-            Ok(epoch_yield) => {
+            Ok(()) => {
                 let run = self.instance.call_run(&mut self.store, &task, args_json);
-                let end = ticker::UntilDeadline::new(run, deadline, epoch_yield).await;
+                let end = deadline::UntilDeadline::new(run, deadline).await;
                 let alive = instance::instance_survives(&end);
                 (
                     instance::finish_call(&self.store, end, &task, &policy),

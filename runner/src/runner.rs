@@ -5,7 +5,6 @@ use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, Task
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
 use crate::store::{BundleKey, FileIdentity, Store};
 use crate::subtask::{CallLog, SubTaskScope};
-use crate::ticker::EpochTicker;
 use crate::trace::Trace;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
 use capsule_packager::engine::{self, Target};
@@ -24,7 +23,6 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 /// Runs bundles; one engine, shared by every bundle it opens.
 pub struct Runner {
     pub(crate) engine: Engine,
-    ticker: Arc<EpochTicker>,
     pub(crate) store: Store,
     pub(crate) compiler: Option<Arc<dyn LocalCompiler>>,
     pub(crate) trace: Trace,
@@ -43,8 +41,6 @@ pub struct LoadedBundle {
     pub(crate) core: Arc<BundleCore>,
     signer: Signer,
     pub(crate) compiled_locally: bool,
-    /// Keeps timeouts working for as long as the bundle can be called.
-    _ticker: Arc<EpochTicker>,
 }
 
 /// What every call of a bundle, and of its sub-tasks, needs.
@@ -196,10 +192,8 @@ impl Runner {
     fn with_config(store_dir: PathBuf, config: wasmtime::Config) -> Result<Self, Error> {
         let engine = Engine::new(&config)
             .map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
-        let ticker = EpochTicker::start(&engine).map_err(Error::Internal)?;
         Ok(Runner {
             engine,
-            ticker: Arc::new(ticker),
             store: Store::new(store_dir),
             compiler: None,
             trace: Trace::default(),
@@ -441,7 +435,6 @@ impl Runner {
                 _leases: leases,
             }),
             signer,
-            _ticker: self.ticker.clone(),
             compiled_locally: false,
         })
     }
@@ -557,7 +550,8 @@ impl LoadedBundle {
     }
 
     /// [`LoadedBundle::call`] on the caller's tokio runtime (which must have time enabled);
-    /// a task that computes yields at every epoch tick, so calls on one thread interleave.
+    /// a task that computes yields at every fuel yield (about a millisecond), so calls on one
+    /// thread interleave.
     pub async fn call_async(&self, options: &CallOptions) -> Result<Envelope, Error> {
         let task_name = options
             .task

@@ -111,7 +111,7 @@ pub fn exec_bundle(
         std::mem::forget(loaded);
         envelope
     });
-    // Likewise the engine and its ticker thread (joining it costs a wake-up).
+    // Likewise the engine.
     std::mem::forget(runner);
     trace.stage("total", started.elapsed(), || "in the runner".into());
     match outcome {

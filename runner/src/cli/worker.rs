@@ -22,7 +22,7 @@ pub struct WorkerCommand {
     max_in_flight: u32,
 
     /// Threads running requests (default: one per core). Calls interleave on a thread at every
-    /// 2 ms epoch tick, so one thread still runs many requests at once; on virtual machines where
+    /// fuel yield (about a millisecond of compute), so one thread still runs many requests at once; on virtual machines where
     /// cross-CPU TLB flushes are costly, one thread can be faster (see ci/bench/worker.sh).
     #[arg(long, value_name = "N")]
     threads: Option<u16>,
