@@ -80,6 +80,7 @@ pub struct TaskDefaults {
     default_allowed_files: Option<toml::Value>,
     default_allowed_hosts: Option<toml::Value>,
     default_env_variables: Option<toml::Value>,
+    default_disk: Option<toml::Value>,
 }
 
 impl TaskDefaults {
@@ -94,6 +95,7 @@ impl TaskDefaults {
             ("allowed_files", &self.default_allowed_files),
             ("allowed_hosts", &self.default_allowed_hosts),
             ("env_variables", &self.default_env_variables),
+            ("disk", &self.default_disk),
         ];
         for (name, value) in fields {
             if let Some(value) = value {

@@ -88,6 +88,11 @@ pub struct Policy {
     pub allowed_hosts: Vec<String>,
     /// Names of environment variables passed through from the runner's environment.
     pub env_variables: Vec<String>,
+    /// Cap on the bytes the task may add to its writable directories, all together (`disk`);
+    /// `None`: no cap beyond the host's. Absent from manifests that declare none, so bundles
+    /// built before the field existed keep their bytes and signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
 }
 
 /// What a running task has left, for the sub-tasks it calls.
@@ -174,6 +179,9 @@ impl Policy {
                 .filter(|name| caller.env_variables.contains(name))
                 .cloned()
                 .collect(),
+            // The runner also charges the sub-task's writes to its caller's budget (what the
+            // caller has left is only known while it runs).
+            disk_bytes: stricter_cap(self.disk_bytes, caller.disk_bytes),
         }
     }
 
@@ -250,6 +258,10 @@ impl Policy {
                 None => Vec::new(),
                 Some(v) => parse_env_names(v).map_err(|m| err("env_variables", m))?,
             },
+            disk_bytes: match get("disk") {
+                None => None,
+                Some(v) => Some(parse_disk(v).map_err(|m| err("disk", m))?),
+            },
         })
     }
 }
@@ -263,7 +275,16 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "allowed_files",
     "allowed_hosts",
     "env_variables",
+    "disk",
 ];
+
+/// The stricter of two optional caps (`None` is no cap).
+pub fn stricter_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 fn shown(v: &Value) -> String {
     match v {
@@ -304,9 +325,8 @@ pub fn parse_compute(v: &Value) -> Result<Compute, String> {
     }
 }
 
-/// `"64MB"`, `"1GB"`, `"512KiB"`, `"2048"` (bytes) or a number of bytes. KB/MB/GB are powers of
-/// 1000, KiB/MiB/GiB powers of 1024.
-pub fn parse_ram(v: &Value) -> Result<u64, String> {
+/// A size: `64MB`, `1GB`, `512KiB` (decimal and binary units up to T/TiB) or a byte count.
+fn parse_size(v: &Value) -> Result<u64, String> {
     let expected = "expected a size such as `64MB`, `1GB`, `512KiB` or a byte count";
     let bytes = match v {
         Value::Number(n) => n
@@ -327,6 +347,8 @@ pub fn parse_ram(v: &Value) -> Result<u64, String> {
                 "KIB" => 1 << 10,
                 "MIB" => 1 << 20,
                 "GIB" => 1 << 30,
+                "TB" | "T" => 1_000_000_000_000,
+                "TIB" => 1 << 40,
                 _ => return Err(format!("found `{s}`: unknown unit `{unit}`; {expected}")),
             };
             let value: f64 = number
@@ -339,6 +361,13 @@ pub fn parse_ram(v: &Value) -> Result<u64, String> {
         }
         _ => return Err(format!("found {}; {expected}", shown(v))),
     };
+    Ok(bytes)
+}
+
+/// `"64MB"`, `"1GB"`, `"512KiB"`, `"2048"` (bytes) or a number of bytes. KB/MB/GB are powers of
+/// 1000, KiB/MiB/GiB powers of 1024.
+pub fn parse_ram(v: &Value) -> Result<u64, String> {
+    let bytes = parse_size(v)?;
     // Below one wasm page nothing can run; above 4 GiB a wasm32 guest cannot address it.
     if bytes < 1 << 20 {
         return Err(format!("found {}: at least 1MiB is needed", shown(v)));
@@ -350,6 +379,12 @@ pub fn parse_ram(v: &Value) -> Result<u64, String> {
         ));
     }
     Ok(bytes)
+}
+
+/// `disk`: a size as [`parse_ram`] takes it, without its bounds (`0` allows no growth at all:
+/// existing files may be rewritten in place, not enlarged).
+pub fn parse_disk(v: &Value) -> Result<u64, String> {
+    parse_size(v)
 }
 
 /// `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or a number of seconds.
@@ -653,6 +688,45 @@ mod tests {
         let own = child.narrowed_for_subtask(&caller, &small);
         assert_eq!(own.fuel(), FUEL_HIGH);
         assert_eq!(own.timeout_ms, 3_600_000);
+    }
+
+    #[test]
+    fn disk_is_optional_parsed_as_a_size_and_narrowed_to_the_stricter_cap() {
+        let none = BTreeMap::new();
+        let open = Policy::from_raw("t", &BTreeMap::new(), &none).expect("no disk");
+        assert_eq!(open.disk_bytes, None);
+        // Manifests without the field (every bundle built before it) still load, and one
+        // without a limit serializes as before.
+        let json = serde_json::to_value(&open).expect("serialize");
+        assert!(json.get("disk_bytes").is_none(), "{json}");
+        let back: Policy = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, open);
+        let capped = Policy::from_raw("t", &raw(json!({"disk": "1.5MB"})), &none).expect("disk");
+        assert_eq!(capped.disk_bytes, Some(1_500_000));
+        let zero = Policy::from_raw("t", &raw(json!({"disk": 0})), &none).expect("disk 0");
+        assert_eq!(zero.disk_bytes, Some(0));
+        let error = Policy::from_raw("t", &raw(json!({"disk": "lots"})), &none)
+            .expect_err("bad disk")
+            .to_string();
+        assert!(error.contains("disk") && error.contains("lots"), "{error}");
+        let left = Remaining {
+            time_ms: u64::MAX,
+            fuel: u64::MAX,
+            ram_bytes: u64::MAX,
+        };
+        assert_eq!(
+            open.narrowed_for_subtask(&capped, &left).disk_bytes,
+            Some(1_500_000)
+        );
+        assert_eq!(
+            capped.narrowed_for_subtask(&open, &left).disk_bytes,
+            Some(1_500_000)
+        );
+        assert_eq!(open.narrowed_for_subtask(&open, &left).disk_bytes, None);
+        assert_eq!(
+            capped.narrowed_for_subtask(&zero, &left).disk_bytes,
+            Some(0)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One attempt: a fresh store and instance of the component, under the task's limits.
 
 use crate::deadline;
+use crate::disk;
 use crate::limits::MemoryLimiter;
 use crate::outcome::{ErrorInfo, ErrorType, GuestOutput};
 use crate::output::CapturedOutput;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -35,6 +37,8 @@ pub struct AttemptState {
     pub(crate) output: Outputs,
     /// What the task may pass on to the sub-tasks it calls.
     pub(crate) scope: SubTaskScope,
+    /// Refused writes of `scope.disk` before the current call (see [`finish_call`]).
+    disk_refusals_before: u64,
 }
 
 /// A task's captured stdout and stderr.
@@ -91,6 +95,19 @@ impl WasiHttpView for AttemptState {
     }
 }
 
+impl AttemptState {
+    /// `wasi:filesystem/types` with writes charged to the call's `disk` budget.
+    fn disk_view(&mut self) -> disk::DiskView<'_> {
+        disk::DiskView {
+            fs: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            budget: &self.scope.disk,
+        }
+    }
+}
+
 impl WasiView for AttemptState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -133,12 +150,14 @@ pub struct AttemptOutcome {
     pub output: GuestOutput,
 }
 
-/// Builds the linker once per bundle: WASI preview2, wasi:http (checked against `allowed_hosts`)
-/// and `call-task`, nothing else.
+/// Builds the linker once per bundle: WASI preview2 (its file writes counted against `disk`),
+/// wasi:http (checked against `allowed_hosts`) and `call-task`, nothing else.
 pub fn linker(engine: &Engine) -> Result<Linker<AttemptState>, String> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
+    disk::add_to_linker(&mut linker, AttemptState::disk_view)
+        .map_err(|e| format!("cannot link the counted wasi:filesystem: {e:#}"))?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(|e| format!("cannot link wasi:http: {e:#}"))?;
     subtask::add_to_linker(&mut linker).map_err(|e| format!("cannot link call-task: {e:#}"))?;
@@ -223,6 +242,7 @@ pub(crate) fn new_store(
         http: WasiHttpCtx::new(),
         output,
         scope,
+        disk_refusals_before: 0,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
@@ -246,7 +266,9 @@ pub(crate) fn start_call(
     let limiter = &mut store.data_mut().limiter;
     limiter.refused = None;
     limiter.peak = limiter.in_use();
-    store.data_mut().scope.deadline = deadline;
+    let state = store.data_mut();
+    state.scope.deadline = deadline;
+    state.disk_refusals_before = state.scope.disk.refusals();
     Ok(())
 }
 
@@ -300,6 +322,28 @@ pub(crate) fn finish_call(
             })
         }
         (other, _) => other,
+    }
+    .or_else(|error| Err(explained_by_disk(store.data(), error, task)))
+}
+
+/// A refused write (ENOSPC) explains the task error or trap that followed it.
+fn explained_by_disk(state: &AttemptState, error: ErrorInfo, task: &str) -> ErrorInfo {
+    let refused = state.scope.disk.refusals() > state.disk_refusals_before;
+    match state.scope.disk.last_refusal() {
+        Some((limit, wanted))
+            if refused
+                && matches!(error.error_type, ErrorType::TaskError | ErrorType::Internal) =>
+        {
+            ErrorInfo {
+                error_type: ErrorType::DiskLimit,
+                message: format!(
+                    "task `{task}` exceeded its disk limit (disk = {limit} bytes): a write adding {wanted} bytes was refused with ENOSPC ({})",
+                    error.message
+                ),
+                traceback: error.traceback,
+            }
+        }
+        _ => error,
     }
 }
 

@@ -5,7 +5,8 @@
 //! fingerprint matches this runner's engine, and only then deserializes it. The signature is
 //! checked against the caller's [`capsule_packager::sign::Trust`] before any blob is hashed. [`LoadedBundle::call`]
 //! runs a task in a fresh instance per attempt: fuel for `compute`, a resource limiter for `ram`,
-//! fuel yields for `timeout` (preemptive, so a CPU loop stops too), retries, and a WASI
+//! fuel yields for `timeout` (preemptive, so a CPU loop stops too), a byte budget on file growth
+//! for `disk` (src/disk.rs), retries, and a WASI
 //! context that grants nothing by default: no files but read-only guest layers, only the declared
 //! environment variables, no sockets (HTTP only through `wasi:http`, to the hosts the task allows),
 //! stdin closed and stdout/stderr captured (bounded) apart from the result. A task may call another
@@ -27,6 +28,7 @@
 
 pub mod cli;
 mod deadline;
+mod disk;
 mod error;
 pub mod gc;
 mod http;

@@ -8,6 +8,7 @@
 //! future) leaves it in no known state, and [`LiveCall::alive`] says so: the caller must throw
 //! the instance away (or [`LiveInstance::reset`] it).
 
+use crate::disk::DiskBudget;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, Task};
 use crate::outcome::{Envelope, Execution};
 use crate::output::Listener;
@@ -131,6 +132,7 @@ async fn start(
         deadline: Instant::now() + policy.timeout(),
         depth: 0,
         log: CallLog::default(),
+        disk: DiskBudget::new(policy.disk_bytes, &DiskBudget::default()),
     };
     let mut store = instance::new_store(&core.pre, policy, &environment, scope, output.clone())
         .map_err(|e| Error::Internal(e.message))?;

@@ -15,6 +15,8 @@ pub enum ErrorType {
     OutOfFuel,
     /// The task tried to grow its memory past `ram`.
     MemoryLimit,
+    /// A write past the task's `disk` limit was refused (ENOSPC) and the task failed.
+    DiskLimit,
     /// The task exhausted its call stack (runaway or too deep recursion).
     StackOverflow,
     /// The task touched a file it was not granted.
@@ -58,6 +60,7 @@ impl ErrorType {
             ErrorType::Timeout => "timeout",
             ErrorType::OutOfFuel => "out_of_fuel",
             ErrorType::MemoryLimit => "memory_limit",
+            ErrorType::DiskLimit => "disk_limit",
             ErrorType::StackOverflow => "stack_overflow",
             ErrorType::PermissionDenied => "permission_denied",
             ErrorType::HostDenied => "host_denied",

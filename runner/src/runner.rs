@@ -1,5 +1,6 @@
 //! Opening bundles and running their tasks.
 
+use crate::disk::DiskBudget;
 use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
@@ -109,8 +110,8 @@ impl Mount {
     }
 }
 
-/// Limits given at exec time (`--timeout`, `--ram`, `--compute`). They can only make the
-/// declared policy stricter; a wider value is refused.
+/// Limits given at exec time (`--timeout`, `--ram`, `--compute`, `--disk`). They can only make
+/// the declared policy stricter; a wider value is refused.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Narrowing {
     /// Wall-clock limit.
@@ -119,6 +120,9 @@ pub struct Narrowing {
     pub ram_bytes: Option<u64>,
     /// Fuel.
     pub fuel: Option<u64>,
+    /// Bytes the task may add to its writable directories (any value narrows a task that
+    /// declares no `disk`).
+    pub disk_bytes: Option<u64>,
 }
 
 impl Narrowing {
@@ -144,6 +148,12 @@ impl Narrowing {
         }
         if let Some(ram) = self.ram_bytes {
             policy.ram_bytes = within("--ram", ram, declared.ram_bytes, "bytes")?;
+        }
+        if let Some(disk) = self.disk_bytes {
+            policy.disk_bytes = Some(match declared.disk_bytes {
+                Some(limit) => within("--disk", disk, limit, "bytes")?,
+                None => disk,
+            });
         }
         if let Some(fuel) = self.fuel {
             policy.compute = capsule_packager::policy::Compute::Fuel(within(
@@ -578,6 +588,7 @@ impl LoadedBundle {
             args_json: &options.args_json,
             dirs: &dirs,
             depth: 0,
+            caller_disk: &DiskBudget::default(),
         };
         let run = run_with_retries(&self.core, call, &log, None).await;
         let (subtasks, host_requests) = log.take();
@@ -615,6 +626,8 @@ pub(crate) struct TaskCall<'a> {
     pub dirs: &'a [GrantedDir],
     /// 0 for the task the runner was asked to run, 1 for its sub-tasks...
     pub depth: u32,
+    /// The caller's `disk` budget (none at the top).
+    pub caller_disk: &'a DiskBudget,
 }
 
 /// Runs `call`, retrying as its policy allows, each attempt in a fresh instance. `inherited` is
@@ -631,7 +644,10 @@ pub(crate) async fn run_with_retries(
         args_json,
         dirs,
         depth,
+        caller_disk,
     } = call;
+    // One budget for every attempt: what a failed attempt wrote is still there.
+    let disk = DiskBudget::new(policy.disk_bytes, caller_disk);
     let env: Vec<(String, String)> = policy
         .env_variables
         .iter()
@@ -654,6 +670,7 @@ pub(crate) async fn run_with_retries(
             deadline: Instant::now() + policy.timeout(),
             depth,
             log: log.clone(),
+            disk: disk.clone(),
         };
         let output = inherited.clone().unwrap_or_else(Outputs::new);
         let outcome = instance::attempt(

@@ -7,6 +7,7 @@
 //! task name and arguments, never limits. The fuel the callee used is taken out of the caller's
 //! budget, and its output is appended to the caller's.
 
+use crate::disk::DiskBudget;
 use crate::http::HostRequest;
 use crate::instance::{AttemptState, Outputs, TaskError};
 use crate::outcome::SubTaskRecord;
@@ -39,6 +40,8 @@ pub struct SubTaskScope {
     pub depth: u32,
     /// Where finished sub-tasks and HTTP requests are recorded, for the envelope.
     pub log: CallLog,
+    /// The calling task's `disk` budget (its sub-tasks' writes are charged to it too).
+    pub disk: DiskBudget,
 }
 
 /// What one call did beyond its result, shared by every level of sub-tasks.
@@ -153,6 +156,7 @@ async fn call(
         args_json,
         dirs: &dirs,
         depth: scope.depth + 1,
+        caller_disk: &scope.disk,
     };
     let run = run_with_retries(&scope.core, call, &scope.log, Some(output)).await;
     // The callee's compute came out of the caller's budget.

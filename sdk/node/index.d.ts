@@ -74,6 +74,8 @@ export interface TaskOptions {
   allowedFiles?: Array<string | { path: string; mode?: string }>;
   allowedHosts?: string[];
   envVariables?: string[];
+  /** Bytes the task may add to its writable directories, all together ("100MB"); writes past it fail with ENOSPC. */
+  disk?: string | number;
 }
 
 /** Declares a task; on the host the returned function calls `fn` natively. */

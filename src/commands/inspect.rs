@@ -46,7 +46,7 @@ impl InspectCommand {
         for task in &m.tasks {
             let p = &task.policy;
             println!(
-                "  {}{}: compute {:?} ({} fuel), ram {} bytes, timeout {} ms, retries {}, files {:?}, hosts {:?}, env {:?}",
+                "  {}{}: compute {:?} ({} fuel), ram {} bytes, disk {}, timeout {} ms, retries {}, files {:?}, hosts {:?}, env {:?}",
                 task.name,
                 task.export
                     .as_deref()
@@ -55,6 +55,8 @@ impl InspectCommand {
                 p.compute,
                 p.fuel(),
                 p.ram_bytes,
+                p.disk_bytes
+                    .map_or("unlimited".to_string(), |d| format!("{d} bytes")),
                 p.timeout_ms,
                 p.max_retries,
                 p.allowed_files

@@ -261,6 +261,7 @@ fn narrowing(timeout: &str, ram: &str, compute: &str) -> anyhow::Result<Narrowin
                 .map(|c| c.fuel())
                 .map_err(|e| anyhow::anyhow!("invalid `--compute`: {e}"))?,
         ),
+        disk_bytes: None,
     })
 }
 

@@ -48,6 +48,11 @@ pub struct SubmitCommand {
     #[arg(long, value_name = "LEVEL")]
     compute: Option<String>,
 
+    /// Cap the bytes the task may add to its writable directories (`100MB`); at most what the
+    /// task declares.
+    #[arg(long, value_name = "SIZE")]
+    disk: Option<String>,
+
     /// Do not start the job after this: a duration from now (`30s`, `10m`) or a unix time in
     /// milliseconds. A job still queued then ends `expired` without running.
     #[arg(long, value_name = "WHEN")]
@@ -143,13 +148,16 @@ impl SubmitCommand {
             timeout: self.timeout.clone().map(Value::String),
             ram: self.ram.clone().map(Value::String),
             compute: self.compute.clone().map(Value::String),
+            disk: self.disk.clone().map(Value::String),
         };
         // Each limit is checked here so that the error names the flag.
         limits
             .narrowing()
             .map_err(|e| anyhow::anyhow!("{}", e.replace("`limits.", "`--")))?;
-        let has_limits =
-            limits.timeout.is_some() || limits.ram.is_some() || limits.compute.is_some();
+        let has_limits = limits.timeout.is_some()
+            || limits.ram.is_some()
+            || limits.compute.is_some()
+            || limits.disk.is_some();
         let deadline = self
             .deadline
             .as_ref()

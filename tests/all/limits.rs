@@ -341,3 +341,86 @@ fn r17_fuel_consumed_is_exact_when_a_deadline_stops_a_loop() {
         );
     }
 }
+
+/// Runs task `task` of `bundle` in a fresh project directory with an empty `out/`; returns the
+/// exit code, the envelope and the directory.
+fn exec_disk(bundle: &std::path::Path, extra: &[&str]) -> (Option<i32>, Value, tempfile::TempDir) {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(work.path().join("out")).expect("mkdir");
+    let (code, envelope) = exec_json_in(bundle, extra, Some(work.path()), &[]);
+    (code, envelope, work)
+}
+
+#[test]
+fn r17_writes_past_the_disk_limit_fail_with_enospc_and_end_as_disk_limit() {
+    for source in ["limits_disk.py", "limits_disk.js"] {
+        let bundle = bundle(&fixture(source));
+        let (code, envelope, _work) = exec_disk(&bundle, &["--", "500000"]);
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        assert_eq!(envelope["result"], 500_000, "{source}");
+
+        let (code, envelope, work) = exec_disk(&bundle, &["--", "2000000"]);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        let (kind, message) = error_of(&envelope);
+        assert_eq!(kind, "disk_limit", "{source}: {envelope}");
+        assert!(
+            message.contains("disk = 1000000 bytes") && message.contains("ENOSPC"),
+            "{source}: {message}"
+        );
+        let left = std::fs::metadata(work.path().join("out/big.bin")).expect("big.bin");
+        assert!(
+            left.len() <= 1_000_000,
+            "{source}: {} bytes on disk",
+            left.len()
+        );
+
+        // ENOSPC is an ordinary error the task can handle; deleted bytes count again.
+        let (code, envelope, _work) = exec_disk(&bundle, &["--task", "give_back"]);
+        assert_eq!(code, Some(0), "{source}: {envelope}");
+        let result = &envelope["result"];
+        if source.ends_with(".py") {
+            assert_eq!(result["first"], 15 * 65536, "{source}: {result}");
+            assert_eq!(result["refused"], 0, "{source}: {result}");
+            assert_eq!(result["after_remove"], 900_000, "{source}: {result}");
+            assert_eq!(result["rewritten"], 900_000, "{source}: {result}");
+            assert_eq!(result["appended"], 15 * 65536, "{source}: {result}");
+        } else {
+            assert_eq!(result["refused"]["code"], "ENOSPC", "{source}: {result}");
+            assert!(
+                result["refused"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("no space left on device")),
+                "{source}: {result}"
+            );
+            assert_eq!(result["size"], 950_000, "{source}: {result}");
+        }
+    }
+}
+
+#[test]
+fn r17_disk_limits_narrow_at_exec_time_and_cover_sub_tasks() {
+    let bundle = bundle(&fixture("limits_disk.py"));
+    // A task that declares no limit can be given one; one that declares a limit cannot be widened.
+    let (code, envelope, _work) = exec_disk(
+        &bundle,
+        &["--task", "unlimited", "--disk", "100KB", "--", "3000000"],
+    );
+    assert_eq!(code, Some(1), "{envelope}");
+    assert_eq!(error_of(&envelope).0, "disk_limit", "{envelope}");
+    let (code, envelope, _work) = exec_disk(&bundle, &["--task", "unlimited", "--", "3000000"]);
+    assert_eq!(code, Some(0), "{envelope}");
+    let (code, envelope, _work) = exec_disk(&bundle, &["--disk", "2MB", "--", "10"]);
+    assert_eq!(code, Some(2), "{envelope}");
+    assert!(error_of(&envelope).1.contains("--disk"), "{envelope}");
+    let (code, envelope, _work) = exec_disk(&bundle, &["--disk", "lots", "--", "10"]);
+    assert_eq!(code, Some(2), "{envelope}");
+
+    // The caller wrote 600 KB of its 1 MB: its sub-task (10 MB of its own) gets the rest only.
+    let (code, envelope, work) = exec_disk(&bundle, &["--task", "parent"]);
+    assert_eq!(code, Some(0), "{envelope}");
+    assert_eq!(envelope["result"]["error_type"], "disk_limit", "{envelope}");
+    let child = std::fs::metadata(work.path().join("out/child.bin")).expect("child.bin");
+    assert!(child.len() <= 400_000, "{} bytes", child.len());
+    let policy = &envelope["execution"]["subtasks"][0]["policy"];
+    assert_eq!(policy["disk_bytes"], 1_000_000, "{envelope}");
+}

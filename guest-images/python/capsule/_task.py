@@ -11,7 +11,7 @@ _RUNNING = False
 
 
 class TaskError(Exception):
-    """A sub-task failed. `error_type` says how: task_error, timeout, out_of_fuel, memory_limit,
+    """A sub-task failed. `error_type` says how: task_error, timeout, out_of_fuel, memory_limit, disk_limit,
     permission_denied, host_denied, invalid_args or internal."""
 
     def __init__(self, error_type, message, traceback=""):
@@ -30,6 +30,7 @@ _DEFAULTS = {
     "allowed_files": [],
     "allowed_hosts": [],
     "env_variables": [],
+    "disk": None,
 }
 
 
@@ -63,7 +64,8 @@ def task(func=None, /, *, name=None, **config):
     """Register a function as a Capsule task.
 
     Keyword arguments: name, compute ("LOW" | "MEDIUM" | "HIGH" | fuel count), ram ("64MB"),
-    timeout ("30s"), max_retries, allowed_files, allowed_hosts, env_variables.
+    timeout ("30s"), max_retries, allowed_files, allowed_hosts, env_variables, disk ("100MB":
+    bytes the task may add to its writable directories).
     Usable as `@task` or `@task(...)`.
     """
     unknown = sorted(set(config) - set(_DEFAULTS))

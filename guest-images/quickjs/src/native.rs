@@ -61,6 +61,8 @@ fn fs_error(ctx: &Ctx<'_>, syscall: &str, path: &str, error: std::io::Error) -> 
         ErrorKind::IsADirectory => "EISDIR",
         ErrorKind::DirectoryNotEmpty => "ENOTEMPTY",
         ErrorKind::ReadOnlyFilesystem => "EROFS",
+        // Also a task's `disk` limit: the runner refuses the write with ENOSPC.
+        ErrorKind::StorageFull => "ENOSPC",
         _ => "EIO",
     };
     // Node's wording: `ENOENT: no such file or directory, open 'x'`.
@@ -72,6 +74,7 @@ fn fs_error(ctx: &Ctx<'_>, syscall: &str, path: &str, error: std::io::Error) -> 
         "EISDIR" => "illegal operation on a directory",
         "ENOTEMPTY" => "directory not empty",
         "EROFS" => "read-only file system",
+        "ENOSPC" => "no space left on device",
         _ => "i/o error",
     };
     let message = format!("{code}: {description}, {syscall} '{path}'");

@@ -22,6 +22,7 @@ const OPTIONS = {
   allowedFiles: "allowed_files",
   allowedHosts: "allowed_hosts",
   envVariables: "env_variables",
+  disk: "disk",
 };
 
 const registry = [];
@@ -196,7 +197,8 @@ globalThis.fetch = async function fetch(input, init = {}) {
 /**
  * Registers `fn` as a Capsule task and returns a function that calls it.
  * Options: name, compute ("LOW" | "MEDIUM" | "HIGH" | fuel count), ram ("64MB"), timeout ("30s"),
- * maxRetries, allowedFiles, allowedHosts, envVariables.
+ * maxRetries, allowedFiles, allowedHosts, envVariables, disk ("100MB": bytes it may add to its
+ * writable directories).
  */
 export function task(options, fn) {
   if (typeof options === "function" && fn === undefined) {

@@ -58,6 +58,11 @@ pub struct TaskArgs {
     #[arg(long, value_name = "SIZE")]
     pub ram: Option<String>,
 
+    /// Cap the bytes the task may add to its writable directories (`100MB`); at most what the
+    /// task declares as `disk`. Writes past it fail with ENOSPC.
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
+
     /// Fuel budget: `LOW` (1e9, about 0.15 s of CPython work), `MEDIUM` (1e10, 1.5 s), `HIGH`
     /// (1e11, 15 s) or a count; at most what the task declares.
     #[arg(long, value_name = "LEVEL")]
@@ -73,7 +78,7 @@ pub struct TaskArgs {
 impl TaskArgs {
     /// The exec-time limits, parsed exactly as task options are.
     pub fn narrowing(&self) -> anyhow::Result<crate::Narrowing> {
-        use capsule_packager::policy::{parse_compute, parse_ram, parse_timeout};
+        use capsule_packager::policy::{parse_compute, parse_disk, parse_ram, parse_timeout};
         let text = |s: &String| serde_json::Value::String(s.clone());
         let flag = |name: &str, e: String| anyhow::anyhow!("invalid `--{name}`: {e}");
         Ok(crate::Narrowing {
@@ -86,6 +91,11 @@ impl TaskArgs {
                 .ram
                 .as_ref()
                 .map(|r| parse_ram(&text(r)).map_err(|e| flag("ram", e)))
+                .transpose()?,
+            disk_bytes: self
+                .disk
+                .as_ref()
+                .map(|d| parse_disk(&text(d)).map_err(|e| flag("disk", e)))
                 .transpose()?,
             fuel: self
                 .compute

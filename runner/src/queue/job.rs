@@ -50,12 +50,15 @@ pub struct Limits {
     /// `LOW`, `MEDIUM`, `HIGH` or a fuel count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute: Option<Value>,
+    /// `"100MB"`: bytes the task may add to its writable directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Value>,
 }
 
 impl Limits {
     /// The narrowing these limits ask for; an error names the field.
     pub fn narrowing(&self) -> Result<Narrowing, String> {
-        use capsule_packager::policy::{parse_compute, parse_ram, parse_timeout};
+        use capsule_packager::policy::{parse_compute, parse_disk, parse_ram, parse_timeout};
         let field = |name: &str, e: String| format!("invalid `limits.{name}`: {e}");
         Ok(Narrowing {
             timeout: self
@@ -67,6 +70,11 @@ impl Limits {
                 .ram
                 .as_ref()
                 .map(|v| parse_ram(v).map_err(|e| field("ram", e)))
+                .transpose()?,
+            disk_bytes: self
+                .disk
+                .as_ref()
+                .map(|v| parse_disk(v).map_err(|e| field("disk", e)))
                 .transpose()?,
             fuel: self
                 .compute

@@ -6,7 +6,7 @@
  */
 
 /** The options a task accepts (the guest SDK and the compiler accept the same). */
-const OPTIONS = ["compute", "ram", "timeout", "maxRetries", "allowedFiles", "allowedHosts", "envVariables"];
+const OPTIONS = ["compute", "ram", "timeout", "maxRetries", "allowedFiles", "allowedHosts", "envVariables", "disk"];
 
 /** Declares `fn` as a Capsule task: `task({ name: "main", compute: "LOW" }, fn)` or `task(fn)`. */
 function task(options, fn) {

@@ -24,6 +24,7 @@ OPTIONS = (
     "allowed_files",
     "allowed_hosts",
     "env_variables",
+    "disk",
 )
 
 
@@ -63,7 +64,7 @@ def task(func: Optional[Callable[..., Any]] = None, /, *, name: Optional[str] = 
     """Declare a function as a Capsule task: `@task` or `@task(name="main", compute="LOW", ...)`.
 
     Options: name, compute ("LOW" | "MEDIUM" | "HIGH" | fuel count), ram ("64MB"), timeout
-    ("30s"), max_retries, allowed_files, allowed_hosts, env_variables. Unknown options are a
+    ("30s"), max_retries, allowed_files, allowed_hosts, env_variables, disk ("100MB"). Unknown options are a
     `TypeError` here as they are at build time.
     """
     unknown = sorted(set(config) - set(OPTIONS))
