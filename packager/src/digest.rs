@@ -12,6 +12,11 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest a finished SHA-256 computed (for data hashed as it streams by).
+    pub fn from_sha256(bytes: [u8; 32]) -> Self {
+        Digest(bytes)
+    }
+
     /// The 64 lowercase hex digits.
     pub fn hex(&self) -> String {
         hex::encode(self.0)

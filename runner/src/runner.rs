@@ -4,7 +4,7 @@ use crate::disk::DiskBudget;
 use crate::error::Error;
 use crate::instance::{self, AttemptState, Environment, GrantedDir, Outputs, TaskPre};
 use crate::outcome::{Envelope, ErrorInfo, ErrorType, Execution, GuestOutput};
-use crate::store::{BundleKey, FileIdentity, Store};
+use crate::store::{BundleKey, FileIdentity, Staged, Store};
 use crate::subtask::{CallLog, SubTaskScope};
 use crate::trace::Trace;
 use capsule_packager::archive::{self, BundleReader, ReadLimits};
@@ -237,34 +237,37 @@ impl Runner {
                 source,
             })?
             .len();
-        if size <= limits.max_bundle_bytes {
-            // An unchanged file (same identity) was hashed before: skip hashing its bytes.
-            let identity = FileIdentity::of(path);
-            if let Some(key) = identity
+        // An unchanged file (same identity) was hashed before: skip reading it at all.
+        let identity = FileIdentity::of(path);
+        if size <= limits.max_bundle_bytes
+            && let Some(key) = identity
                 .as_ref()
                 .and_then(|id| self.store.key_by_identity(id))
-                && let Some(loaded) = self.open_verified_before(&key, &host, trust, started)?
-            {
-                return Ok(loaded);
-            }
-            let key = BundleKey::of_file(path).map_err(|source| capsule_packager::Error::Io {
-                action: "read",
-                path: path.into(),
-                source,
-            })?;
-            if let Some(loaded) = self.open_verified_before(&key, &host, trust, started)? {
-                if let Some(identity) = identity
-                    && FileIdentity::of(path).as_ref() == Some(&identity)
-                {
-                    self.store.record_identity(&identity, &key);
-                }
-                return Ok(loaded);
-            }
+            && let Some(loaded) = self.open_verified_before(&key, &host, trust, started)?
+        {
+            return Ok(loaded);
         }
         // Everything below works on this one in-memory copy: what is checked is what is run.
         let bytes = archive::read_capped(path, limits.max_bundle_bytes)?;
         let bundle_digest = BundleKey::of_bytes(&bytes);
-        let unverified = BundleReader::new(limits).read_unverified(&bytes)?;
+        if let Some(loaded) = self.open_verified_before(&bundle_digest, &host, trust, started)? {
+            // These bytes were verified before; the file's identity stands for them from now on
+            // if it did not change while they were read.
+            if let Some(identity) = identity
+                && FileIdentity::of(path).as_ref() == Some(&identity)
+            {
+                self.store.record_identity(&identity, &bundle_digest);
+            }
+            return Ok(loaded);
+        }
+        let reader = BundleReader::new(limits);
+        if let Some(framed) = reader.index(&bytes)?
+            && let Some(loaded) =
+                self.open_framed(framed, bytes.len(), &bundle_digest, &host, trust, started)?
+        {
+            return Ok(loaded);
+        }
+        let unverified = reader.read_unverified(&bytes)?;
         let signer = trust.check(&unverified.manifest_bytes, unverified.signature.as_ref())?;
         let bundle = unverified.verify_blobs()?;
         self.trace.stage("verify", started.elapsed(), || {
@@ -314,6 +317,111 @@ impl Runner {
             "deserialized the .cwasm, unpacked layers into the store, linked".into()
         });
         Ok(loaded)
+    }
+
+    /// A bundle seen for the first time, written one frame per entry: only what this host needs
+    /// is decompressed and hashed (the manifest and signature, this host's code, the layers the
+    /// store does not hold). The code is decompressed straight into its
+    /// file in the store and mapped from there, as on the warm path. `None` when the bundle has
+    /// no code for this host (the full path may compile its component here).
+    fn open_framed(
+        &self,
+        framed: archive::FramedBundle<'_>,
+        size: usize,
+        bundle_digest: &BundleKey,
+        host: &Target,
+        trust: &Trust,
+        started: Instant,
+    ) -> Result<Option<LoadedBundle>, Error> {
+        let signer = trust.check(&framed.manifest_bytes, framed.signature.as_ref())?;
+        let manifest = framed.manifest.clone();
+        let entry = match select_target(&manifest, host) {
+            Ok(entry) => entry,
+            Err(_) if self.compiler.is_some() => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let code_size = framed
+            .blob_size(&entry.cwasm)
+            .ok_or_else(|| Error::Incompatible(format!("blob {} is missing", entry.cwasm)))?;
+        let code = match self.store.stage_blob(&entry.cwasm, code_size) {
+            // Stored from an earlier bundle; this bundle's copy must be sound all the same (a
+            // tampered bundle is refused, even where what would run is intact).
+            Ok(Staged::Stored(path, lease)) => {
+                framed.check_blob(&entry.cwasm)?;
+                Code::Stored(path, lease)
+            }
+            Ok(Staged::New(mut staged)) => {
+                framed.verify_blob_into(&entry.cwasm, staged.bytes_mut())?;
+                Code::Staged(staged)
+            }
+            // A store that cannot be written only costs speed: the code runs from memory.
+            Err(_) => Code::InMemory(framed.verified_blob(&entry.cwasm)?),
+        };
+        let mut stored_layers = Vec::new();
+        let mut new_layers = Vec::new();
+        for layer in &manifest.layers {
+            match layer::lookup_leased(self.store.root(), &layer.digest) {
+                Some((dir, lease)) => stored_layers.push((layer.digest, dir, lease)),
+                None => new_layers.push((layer.digest, framed.verified_blob(&layer.digest)?)),
+            }
+        }
+        self.trace.stage("verify", started.elapsed(), || {
+            format!(
+                "read {size} bytes, signature ({}), sha256 of this host's code and of {} layer(s) not stored yet ({} stored)",
+                signer_text(signer),
+                new_layers.len(),
+                stored_layers.len()
+            )
+        });
+        let loading = Instant::now();
+        let mut leases = Vec::new();
+        // Verified for this host: the warm path needs nothing the other targets hold.
+        let record = || {
+            let _ = self.store.record_bundle(
+                bundle_digest,
+                &framed.manifest_bytes,
+                framed.signature.as_ref(),
+            );
+        };
+        let component = match code {
+            Code::Stored(path, lease) => {
+                leases.push(lease);
+                record();
+                // SAFETY: as on the warm path: the file is in the runner-owned store, written
+                // read-only after its digest was checked; wasmtime checks version and settings.
+                unsafe { Component::deserialize_file(&self.engine, &path) }
+            }
+            Code::Staged(staged) => {
+                let (path, lease) = staged.commit()?;
+                leases.push(lease);
+                record();
+                // SAFETY: the file was just filled from bytes whose sha256 matched the signed
+                // manifest, and made read-only in the runner-owned store.
+                unsafe { Component::deserialize_file(&self.engine, &path) }
+            }
+            // SAFETY: `cwasm` is in memory (it cannot change under us), and its sha256 matched
+            // the signed manifest just now; wasmtime checks version and settings again here.
+            Code::InMemory(cwasm) => unsafe { Component::deserialize(&self.engine, &cwasm) },
+        }
+        .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+        let mut layers = Vec::new();
+        for layer in &manifest.layers {
+            if let Some(at) = stored_layers.iter().position(|(d, ..)| *d == layer.digest) {
+                let (_, dir, lease) = stored_layers.swap_remove(at);
+                layers.push((dir, layer.mount.clone()));
+                leases.push(lease);
+            } else if let Some((_, blob)) = new_layers.iter().find(|(d, _)| *d == layer.digest) {
+                let (dir, lease) =
+                    layer::materialize_leased(self.store.root(), &layer.digest, blob)?;
+                layers.push((dir, layer.mount.clone()));
+                leases.push(lease);
+            }
+        }
+        let loaded = self.loaded(manifest, signer, component, layers, leases)?;
+        self.trace.stage("load", loading.elapsed(), || {
+            "mapped this host's .cwasm from the runner store, linked".into()
+        });
+        Ok(Some(loaded))
     }
 
     /// The fast path: these exact bundle bytes were fully verified by an earlier `open`.
@@ -448,6 +556,16 @@ impl Runner {
             compiled_locally: false,
         })
     }
+}
+
+/// Where a never-seen bundle's verified code is ([`Runner::open_framed`]).
+enum Code {
+    /// In the store already, from an earlier verification.
+    Stored(PathBuf, Lease),
+    /// Written into the store and checked, not yet committed.
+    Staged(crate::store::StagedBlob),
+    /// Checked in memory (the store could not be written).
+    InMemory(Vec<u8>),
 }
 
 pub(crate) fn signer_text(signer: Signer) -> String {

@@ -8,8 +8,8 @@
 //!   (device, inode, size, mtime, ctime, its first 64 KiB; see [`FileIdentity`]) was the same before and after it was
 //!   hashed, so a warm `exec` of an unchanged file skips hashing it;
 //! - `bundles-b3/<BLAKE3 of the bundle file>`: the digest of that bundle's manifest and its signature
-//!   entry, written only after every blob of the bundle matched its manifest (the signature is
-//!   checked again, against the trust of the moment, at every use);
+//!   entry, written only after every blob this host runs (its `.cwasm`, the layers) matched the
+//!   manifest (the signature is checked again, against the trust of the moment, at every use);
 //! - `blobs/<hex>`: the manifest and the host's `.cwasm` of verified bundles, and for bundles
 //!   pulled from a registry their OCI image manifest and signature;
 //! - `layers-v2/<hex>/`: unpacked filesystem layers (see [`capsule_packager::layer`]).
@@ -17,7 +17,7 @@
 //! What a loaded bundle uses (its `.cwasm`, its layers) is leased ([`capsule_packager::lease`])
 //! for as long as it is loaded, so `capsule gc` leaves it alone.
 //!
-//! The fast path hashes the whole bundle file (BLAKE3, memory-mapped: a few milliseconds for a
+//! The fast path hashes the whole bundle file (BLAKE3, as read into memory: a few milliseconds for a
 //! 20 MB bundle, where SHA-256 took 15), so a changed byte anywhere misses the index and
 //! goes through full verification again. The manifest is re-hashed on every use; the `.cwasm` is
 //! trusted because only this runner writes the store (as for wasmtime's own compilation cache).
@@ -124,13 +124,6 @@ impl BundleKey {
         BundleKey(blake3::hash(bytes))
     }
 
-    /// The key of a bundle file, hashed through a memory map (no copy).
-    pub fn of_file(path: &Path) -> std::io::Result<Self> {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_mmap(path)?;
-        Ok(BundleKey(hasher.finalize()))
-    }
-
     fn hex(&self) -> String {
         self.0.to_hex().to_string()
     }
@@ -213,6 +206,48 @@ impl Store {
         Ok((path, lease))
     }
 
+    /// A file in the store for blob `digest` of `size` bytes, mapped for the caller to fill and
+    /// check before [`StagedBlob::commit`] (no copy through a buffer, no second pass for the
+    /// write); or the blob as already stored.
+    pub fn stage_blob(&self, digest: &Digest, size: u64) -> Result<Staged, Error> {
+        if let Some((path, lease)) = self.blob(digest) {
+            return Ok(Staged::Stored(path, lease));
+        }
+        let path = self.root.join(BLOBS_DIR).join(digest.hex());
+        let staging = self.staging_path(&path)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+            .map_err(|e| io("write", &staging, e))?;
+        let mut staged = StagedBlob {
+            map: None,
+            file,
+            staging,
+            path,
+            lease: None,
+            committed: false,
+        };
+        staged.lease = Some(
+            staged
+                .file
+                .try_clone()
+                .and_then(Lease::staged)
+                .map_err(|e| io("lock", &staged.staging, e))?,
+        );
+        staged
+            .file
+            .set_len(size)
+            .map_err(|e| io("write", &staged.staging, e))?;
+        // SAFETY: the staging file was created just now under a unique name in the runner's
+        // private store; nothing else maps, truncates or writes it while this map lives.
+        let map = unsafe { memmap2::MmapMut::map_mut(&staged.file) }
+            .map_err(|e| io("map", &staged.staging, e))?;
+        staged.map = Some(map);
+        Ok(Staged::New(staged))
+    }
+
     /// Records that the bundle file hashing to `bundle` was fully verified, with this manifest and
     /// signature entry.
     pub fn record_bundle(
@@ -233,17 +268,22 @@ impl Store {
             .map(drop)
     }
 
-    /// Writes `path` atomically, read-only; it is leased from the moment it appears.
-    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<Lease, Error> {
+    /// A unique temporary name beside `path`, its directory created.
+    fn staging_path(&self, path: &Path) -> Result<PathBuf, Error> {
         let dir = path.parent().unwrap_or(&self.root);
         if !dir.is_dir() {
             create_private_dir(&self.root)?;
             fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
         }
-        let staging = dir.join(format!(
+        Ok(dir.join(format!(
             ".tmp{}",
             capsule_packager::staging::unique_suffix()
-        ));
+        )))
+    }
+
+    /// Writes `path` atomically, read-only; it is leased from the moment it appears.
+    fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<Lease, Error> {
+        let staging = self.staging_path(path)?;
         let mut file = fs::File::create(&staging).map_err(|e| io("write", &staging, e))?;
         let lease = file
             .try_clone()
@@ -261,6 +301,67 @@ impl Store {
         fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))?;
         capsule_packager::lease::mark_used(path);
         Ok(lease)
+    }
+}
+
+/// What [`Store::stage_blob`] found or made.
+pub enum Staged {
+    /// The blob is stored already (it was checked when it was written): its path, leased.
+    Stored(PathBuf, Lease),
+    /// A new file to fill.
+    New(StagedBlob),
+}
+
+/// A blob being written into the store through a writable map. Dropped without
+/// [`StagedBlob::commit`], it leaves nothing behind.
+pub struct StagedBlob {
+    map: Option<memmap2::MmapMut>,
+    file: fs::File,
+    staging: PathBuf,
+    path: PathBuf,
+    lease: Option<Lease>,
+    committed: bool,
+}
+
+impl StagedBlob {
+    /// The file's bytes (zeros until filled).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.map.as_deref_mut().unwrap_or_default()
+    }
+
+    /// Makes the filled and checked blob part of the store (on disk, read-only, under its digest);
+    /// returns its path, leased.
+    pub fn commit(mut self) -> Result<(PathBuf, Lease), Error> {
+        if let Some(map) = self.map.take() {
+            map.flush().map_err(|e| io("write", &self.staging, e))?;
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| io("write", &self.staging, e))?;
+        let mut perms = self
+            .file
+            .metadata()
+            .map_err(|e| io("stat", &self.staging, e))?
+            .permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(&self.staging, perms).map_err(|e| io("chmod", &self.staging, e))?;
+        fs::rename(&self.staging, &self.path).map_err(|e| io("rename", &self.staging, e))?;
+        self.committed = true;
+        capsule_packager::lease::mark_used(&self.path);
+        let lease = self
+            .lease
+            .take()
+            .ok_or_else(|| Error::Internal("a staged blob lost its lease".into()))?;
+        Ok((self.path.clone(), lease))
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.map = None;
+            let _ = fs::remove_file(&self.staging);
+        }
     }
 }
 

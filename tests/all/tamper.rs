@@ -38,6 +38,35 @@ fn repack(entries: &[(String, Vec<u8>)], path: &Path) {
     std::fs::write(path, zstd::encode_all(&tar[..], 3).expect("zstd")).expect("write");
 }
 
+/// As [`repack`], one zstd frame per entry, as `capsule build` writes bundles (so the runner can
+/// skip the entries it does not need).
+fn repack_framed(entries: &[(String, Vec<u8>)], path: &Path) {
+    let frame = |content: &[u8]| {
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+        encoder.include_contentsize(true).expect("zstd");
+        encoder
+            .set_pledged_src_size(Some(content.len() as u64))
+            .expect("zstd");
+        std::io::Write::write_all(&mut encoder, content).expect("compress");
+        encoder.finish().expect("finish")
+    };
+    let mut bytes = Vec::new();
+    for (name, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.as_ustar_mut().expect("ustar").name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(data.len() as u64);
+        header.set_mode(0o444);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        let mut entry = header.as_bytes().to_vec();
+        entry.extend_from_slice(data);
+        entry.resize(512 + data.len().next_multiple_of(512), 0);
+        bytes.extend(frame(&entry));
+    }
+    bytes.extend(frame(&[0; 1024]));
+    std::fs::write(path, bytes).expect("write");
+}
+
 /// Runs the marker task in a fresh directory: (exit code, envelope, whether the task ran).
 fn run_marker(bundle: &Path) -> (Option<i32>, Value, bool) {
     let work = tempfile::tempdir().expect("tempdir");
@@ -275,4 +304,54 @@ fn r17_a_bundle_changed_in_place_after_a_warm_exec_is_refused() {
     let (code, envelope, ran) = run_marker(&copy);
     assert_eq!(code, Some(3), "{envelope}");
     assert!(!ran, "the tampered bundle ran");
+}
+
+#[test]
+fn r17_a_never_seen_bundle_is_checked_for_what_this_host_runs() {
+    let original = entries(&bundle(&fixture("marker.py")));
+    let manifest: Value = serde_json::from_slice(&original[0].1).expect("manifest");
+    let targets = manifest["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 2, "the fixture is built for both targets");
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let intact = dir.path().join("intact.capsule");
+    repack_framed(&original, &intact);
+    let (code, envelope, ran) = run_marker(&intact);
+    assert!(code == Some(0) && ran, "{envelope}");
+    for target in targets {
+        let name = format!(
+            "blobs/sha256/{}",
+            target["cwasm"]
+                .as_str()
+                .expect("cwasm")
+                .trim_start_matches("sha256:")
+        );
+        let mut damaged = original.clone();
+        let data = &mut damaged
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .expect("the target's code")
+            .1;
+        let middle = data.len() / 2;
+        data[middle] ^= 0x01;
+        let triple = target["triple"].as_str().expect("triple");
+        let path = dir.path().join(format!("damaged-{triple}.capsule"));
+        repack_framed(&damaged, &path);
+        if triple == host {
+            assert_refused(&path, triple, "does not match the manifest");
+        } else {
+            // Never decompressed here: this host runs its own code, checked.
+            let (code, envelope, ran) = run_marker(&path);
+            assert!(code == Some(0) && ran, "{triple}: {envelope}");
+            // `capsule verify` checks every blob.
+            let output = capsule()
+                .arg("verify")
+                .arg(&path)
+                .arg("--trust")
+                .arg(&test_key().1)
+                .output()
+                .expect("spawn");
+            assert_eq!(output.status.code(), Some(3), "{triple}");
+        }
+    }
 }

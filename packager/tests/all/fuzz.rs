@@ -81,6 +81,18 @@ fn fuzz_the_bundle_reader() {
             mutate(&mut rng, &mut data);
             zstd::encode_all(&data[..], 1).expect("compress")
         };
+        // The runner's first path: frames located, blobs hashed on use.
+        if let Ok(Some(framed)) = reader.index(&input) {
+            for blob in &framed.manifest.blobs {
+                if let Ok(bytes) = framed.verified_blob(&blob.digest) {
+                    assert_eq!(
+                        Digest::of(&bytes),
+                        blob.digest,
+                        "iteration {iterations}, seed {seed}: an indexed blob does not match"
+                    );
+                }
+            }
+        }
         if let Ok(bundle) = reader.read_bytes(&input) {
             accepted += 1;
             for blob in &bundle.manifest.blobs {

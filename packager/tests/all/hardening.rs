@@ -151,3 +151,76 @@ fn signatures_are_checked_against_trust() {
         "an invalid signature is refused even with allow_unsigned"
     );
 }
+
+#[test]
+fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
+    let bytes = sample_bundle(None);
+    let reader = BundleReader::default();
+    let framed = reader
+        .index(&bytes)
+        .expect("valid")
+        .expect("written one frame per entry");
+    assert_eq!(framed.manifest, sample().0);
+    for blob in &sample().0.blobs {
+        assert_eq!(
+            framed.verified_blob(&blob.digest).expect("intact"),
+            sample().1[&blob.digest]
+        );
+    }
+    // A single-stream archive of the same entries (an older writer's) is not indexed.
+    let tar = zstd::decode_all(&bytes[..]).expect("decompress");
+    let single = zstd::encode_all(&tar[..], 3).expect("compress");
+    assert!(reader.index(&single).expect("well-formed").is_none());
+    assert!(reader.read_bytes(&single).is_ok());
+    // A blob changed in the archive: indexing (sizes, names) passes, using it does not.
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(&tar[..]);
+    for entry in archive.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("read");
+        entries.push((name, data));
+    }
+    let name = entries.last().expect("a blob").0.clone();
+    entries.last_mut().expect("a blob").1[0] ^= 1;
+    let mut framed_bytes = Vec::new();
+    for (name, data) in &entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).expect("path");
+        header.set_size(data.len() as u64);
+        header.set_mode(0o444);
+        header.set_entry_type(EntryType::Regular);
+        header.set_cksum();
+        let mut entry = header.as_bytes().to_vec();
+        entry.extend_from_slice(data);
+        entry.resize(512 + data.len().next_multiple_of(512), 0);
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+        encoder.include_contentsize(true).expect("zstd");
+        encoder
+            .set_pledged_src_size(Some(entry.len() as u64))
+            .expect("zstd");
+        std::io::Write::write_all(&mut encoder, &entry).expect("compress");
+        framed_bytes.extend(encoder.finish().expect("finish"));
+    }
+    framed_bytes.extend(zstd::bulk::compress(&[0u8; 1024], 3).expect("end"));
+    let damaged = reader
+        .index(&framed_bytes)
+        .expect("structure intact")
+        .expect("framed");
+    let digest = name
+        .strip_prefix("blobs/sha256/")
+        .and_then(capsule_packager::Digest::parse)
+        .expect("blob name");
+    let message = damaged
+        .verified_blob(&digest)
+        .expect_err("changed blob")
+        .to_string();
+    assert!(message.contains("does not match"), "{message}");
+    // Cut short: refused before any blob is used.
+    let message = reader
+        .index(&framed_bytes[..framed_bytes.len() - 20])
+        .expect_err("truncated")
+        .to_string();
+    assert!(message.contains("truncated"), "{message}");
+}
