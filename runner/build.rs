@@ -1,8 +1,8 @@
 //! Link flags for the `capsule-runner` binary (the root crate's build.rs sets the same for
 //! `capsule`).
 //!
-//! Relative relocations are packed as RELR (`-z pack-relative-relocs`: glibc >= 2.36, binutils
-//! >= 2.38, so the binaries need Debian 12 / Ubuntu 22.10 or newer). A Rust binary of this size has
+//! Relative relocations are packed as RELR (`-z pack-relative-relocs`), which needs glibc 2.36
+//! and binutils 2.38 or newer: Debian 12, Ubuntu 22.10 and later. A Rust binary of this size has
 //! tens of thousands of them; read from a RELA table (24 bytes each, faulted in from the file) and
 //! applied at every start, they were a sixth of a warm `exec`.
 

@@ -323,7 +323,7 @@ pub(crate) fn finish_call(
         }
         (other, _) => other,
     }
-    .or_else(|error| Err(explained_by_disk(store.data(), error, task)))
+    .map_err(|error| explained_by_disk(store.data(), error, task))
 }
 
 /// A refused write (ENOSPC) explains the task error or trap that followed it.
