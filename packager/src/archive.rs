@@ -380,12 +380,33 @@ impl FramedBundle<'_> {
         let mut decoder = zstd::stream::read::Decoder::with_buffer(*frame).map_err(bad)?;
         let mut header = [0u8; TAR_BLOCK];
         decoder.read_exact(&mut header).map_err(bad)?;
-        let mut hasher = Sha256::new();
-        for chunk in out.chunks_mut(CHUNK) {
-            decoder.read_exact(chunk).map_err(bad)?;
-            hasher.update(&*chunk);
-        }
-        let actual = Digest::from_sha256(hasher.finalize().into());
+        // Hashing runs on a second thread, a chunk behind decompression.
+        let actual = std::thread::scope(|scope| {
+            let (chunks, decompressed) = std::sync::mpsc::sync_channel::<&[u8]>(8);
+            let hashing = scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for chunk in decompressed {
+                    hasher.update(chunk);
+                }
+                Digest::from_sha256(hasher.finalize().into())
+            });
+            let mut filled = Ok(());
+            for chunk in out.chunks_mut(CHUNK) {
+                if let Err(e) = decoder.read_exact(chunk) {
+                    filled = Err(bad(e));
+                    break;
+                }
+                let chunk: &[u8] = chunk;
+                if chunks.send(chunk).is_err() {
+                    break;
+                }
+            }
+            drop(chunks);
+            let actual = hashing
+                .join()
+                .map_err(|_| Error::Malformed(format!("hashing `{name}` failed")))?;
+            filled.map(|()| actual)
+        })?;
         if actual != *digest {
             return Err(Error::DigestMismatch {
                 name,
