@@ -225,83 +225,123 @@ impl BundleReader {
             .map_err(|e| bad(format!("not a tar archive: {e}")))?;
         for (index, entry) in entries.enumerate() {
             let mut entry = entry.map_err(|e| bad(format!("truncated or corrupt archive: {e}")))?;
-            if index >= self.limits.max_entries {
-                return Err(bad(format!(
-                    "more than {} entries",
-                    self.limits.max_entries
-                )));
-            }
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(bad(format!(
-                    "entry `{}` is not a regular file (links and directories are refused)",
-                    name.escape_debug()
-                )));
-            }
-            let is_signature = index == 1 && name == SIGNATURE_ENTRY;
-            let cap = if index == 0 || is_signature {
-                self.limits.max_manifest_bytes
-            } else {
-                self.limits.max_entry_bytes
-            };
             let declared = entry
                 .header()
                 .size()
                 .map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
-            if declared > cap {
-                return Err(bad(format!(
-                    "entry `{}` is {declared} bytes, over the {cap}-byte cap",
-                    name.escape_debug()
-                )));
-            }
-            total += declared;
-            if total > self.limits.max_total_bytes {
-                return Err(bad(format!(
-                    "contents exceed {} bytes uncompressed",
-                    self.limits.max_total_bytes
-                )));
-            }
+            let (kind, cap) = self.admit(
+                index,
+                &name,
+                entry.header().entry_type(),
+                declared,
+                &mut total,
+            )?;
             let mut data = Vec::with_capacity(declared as usize);
             (&mut entry)
                 .take(cap + 1)
                 .read_to_end(&mut data)
-                .map_err(|e| {
-                    bad(format!(
-                        "truncated or corrupt archive at `{}`: {e}",
-                        name.escape_debug()
-                    ))
-                })?;
+                .map_err(|e| corrupt(&name, e))?;
             if data.len() as u64 != declared {
                 return Err(bad(format!("entry `{}` is truncated", name.escape_debug())));
             }
-            if index == 0 {
-                if name != MANIFEST_ENTRY {
-                    return Err(bad(format!(
-                        "first entry is `{}`, expected `{MANIFEST_ENTRY}`",
-                        name.escape_debug()
-                    )));
+            match kind {
+                EntryKind::Manifest => manifest = Some(data),
+                EntryKind::Signature => signature = Some(data),
+                EntryKind::Blob(digest) => {
+                    if blobs.insert(digest, data).is_some() {
+                        return Err(twice(&name));
+                    }
                 }
-                manifest = Some(data);
-                continue;
-            }
-            if is_signature {
-                signature = Some(data);
-                continue;
-            }
-            let digest = name
-                .strip_prefix("blobs/sha256/")
-                .and_then(Digest::parse)
-                .ok_or_else(|| bad(format!("unexpected entry `{}`", name.escape_debug())))?;
-            if blobs.insert(digest, data).is_some() {
-                return Err(bad(format!(
-                    "entry `{}` appears twice",
-                    name.escape_debug()
-                )));
             }
         }
         let manifest = manifest.ok_or_else(|| bad("the archive is empty".into()))?;
         Ok((manifest, signature, blobs))
     }
+}
+
+impl BundleReader {
+    /// The rules every entry meets however the archive is read: at most `max_entries`, regular
+    /// files only, the manifest first, then the signature if any, then `blobs/sha256/<hex>`, each
+    /// under its cap and all together under `max_total_bytes` (added to `total`). Returns what
+    /// the entry is and its cap.
+    fn admit(
+        &self,
+        index: usize,
+        name: &str,
+        entry_type: tar::EntryType,
+        declared: u64,
+        total: &mut u64,
+    ) -> Result<(EntryKind, u64), Error> {
+        let bad = |m: String| Error::Malformed(m);
+        if index >= self.limits.max_entries {
+            return Err(bad(format!(
+                "more than {} entries",
+                self.limits.max_entries
+            )));
+        }
+        if entry_type != tar::EntryType::Regular {
+            return Err(bad(format!(
+                "entry `{}` is not a regular file (links and directories are refused)",
+                name.escape_debug()
+            )));
+        }
+        let is_signature = index == 1 && name == SIGNATURE_ENTRY;
+        let cap = if index == 0 || is_signature {
+            self.limits.max_manifest_bytes
+        } else {
+            self.limits.max_entry_bytes
+        };
+        if declared > cap {
+            return Err(bad(format!(
+                "entry `{}` is {declared} bytes, over the {cap}-byte cap",
+                name.escape_debug()
+            )));
+        }
+        *total += declared;
+        if *total > self.limits.max_total_bytes {
+            return Err(bad(format!(
+                "contents exceed {} bytes uncompressed",
+                self.limits.max_total_bytes
+            )));
+        }
+        let kind = if index == 0 {
+            if name != MANIFEST_ENTRY {
+                return Err(bad(format!(
+                    "first entry is `{}`, expected `{MANIFEST_ENTRY}`",
+                    name.escape_debug()
+                )));
+            }
+            EntryKind::Manifest
+        } else if is_signature {
+            EntryKind::Signature
+        } else {
+            EntryKind::Blob(
+                name.strip_prefix("blobs/sha256/")
+                    .and_then(Digest::parse)
+                    .ok_or_else(|| bad(format!("unexpected entry `{}`", name.escape_debug())))?,
+            )
+        };
+        Ok((kind, cap))
+    }
+}
+
+/// What an archive entry is, by its place and name.
+enum EntryKind {
+    Manifest,
+    Signature,
+    Blob(Digest),
+}
+
+fn twice(name: &str) -> Error {
+    Error::Malformed(format!("entry `{}` appears twice", name.escape_debug()))
+}
+
+fn corrupt(name: &str, e: std::io::Error) -> Error {
+    Error::Malformed(format!(
+        "truncated or corrupt archive at `{}`: {e}",
+        name.escape_debug()
+    ))
 }
 
 /// A bundle written one zstd frame per entry ([`write_bundle`]) whose entries were located
@@ -339,26 +379,14 @@ impl FramedBundle<'_> {
     pub fn check_blob(&self, digest: &Digest) -> Result<(), Error> {
         let name = digest.entry_name();
         let (frame, size) = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
-        let bad = |e: std::io::Error| {
-            Error::Malformed(format!("truncated or corrupt archive at `{name}`: {e}"))
-        };
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(*frame).map_err(bad)?;
-        let mut header = [0u8; TAR_BLOCK];
-        decoder.read_exact(&mut header).map_err(bad)?;
+        let mut data = frame_data(frame, &name)?;
         let mut hasher = Sha256::new();
-        let copied = std::io::copy(&mut (&mut decoder).take(*size), &mut hasher).map_err(bad)?;
+        let copied = std::io::copy(&mut (&mut data).take(*size), &mut hasher)
+            .map_err(|e| corrupt(&name, e))?;
         if copied != *size {
             return Err(Error::Malformed(format!("entry `{name}` is truncated")));
         }
-        let actual = Digest::from_sha256(hasher.finalize().into());
-        if actual != *digest {
-            return Err(Error::DigestMismatch {
-                name,
-                expected: digest.hex(),
-                actual: actual.hex(),
-            });
-        }
-        Ok(())
+        matches_digest(name, digest, Digest::from_sha256(hasher.finalize().into()))
     }
 
     /// Decompresses blob `digest` into `out` (exactly its size: e.g. a file mapped for writing)
@@ -374,12 +402,7 @@ impl FramedBundle<'_> {
                 out.len()
             )));
         }
-        let bad = |e: std::io::Error| {
-            Error::Malformed(format!("truncated or corrupt archive at `{name}`: {e}"))
-        };
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(*frame).map_err(bad)?;
-        let mut header = [0u8; TAR_BLOCK];
-        decoder.read_exact(&mut header).map_err(bad)?;
+        let mut decoder = frame_data(frame, &name)?;
         // Hashing runs on a second thread, a chunk behind decompression.
         let actual = std::thread::scope(|scope| {
             let (chunks, decompressed) = std::sync::mpsc::sync_channel::<&[u8]>(8);
@@ -393,7 +416,7 @@ impl FramedBundle<'_> {
             let mut filled = Ok(());
             for chunk in out.chunks_mut(CHUNK) {
                 if let Err(e) = decoder.read_exact(chunk) {
-                    filled = Err(bad(e));
+                    filled = Err(corrupt(&name, e));
                     break;
                 }
                 let chunk: &[u8] = chunk;
@@ -407,14 +430,7 @@ impl FramedBundle<'_> {
                 .map_err(|_| Error::Malformed(format!("hashing `{name}` failed")))?;
             filled.map(|()| actual)
         })?;
-        if actual != *digest {
-            return Err(Error::DigestMismatch {
-                name,
-                expected: digest.hex(),
-                actual: actual.hex(),
-            });
-        }
-        Ok(())
+        matches_digest(name, digest, actual)
     }
 }
 
@@ -422,19 +438,38 @@ fn missing(digest: &Digest) -> Error {
     Error::Malformed(format!("blob `{}` is missing", digest.entry_name()))
 }
 
-/// The data of the tar entry that `frame` holds (its header skipped), `size` bytes.
-fn frame_entry(frame: &[u8], size: u64, name: &str) -> Result<Vec<u8>, Error> {
-    let bad = |e: std::io::Error| {
-        Error::Malformed(format!(
-            "truncated or corrupt archive at `{}`: {e}",
-            name.escape_debug()
-        ))
-    };
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(bad)?;
+/// `Ok` when blob `name` hashed to the `expected` digest.
+fn matches_digest(name: String, expected: &Digest, actual: Digest) -> Result<(), Error> {
+    if actual != *expected {
+        return Err(Error::DigestMismatch {
+            name,
+            expected: expected.hex(),
+            actual: actual.hex(),
+        });
+    }
+    Ok(())
+}
+
+/// A reader of the data of the tar entry that `frame` holds, its header skipped.
+fn frame_data<'f>(
+    frame: &'f [u8],
+    name: &str,
+) -> Result<zstd::stream::read::Decoder<'f, &'f [u8]>, Error> {
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| corrupt(name, e))?;
     let mut header = [0u8; TAR_BLOCK];
-    decoder.read_exact(&mut header).map_err(bad)?;
+    decoder
+        .read_exact(&mut header)
+        .map_err(|e| corrupt(name, e))?;
+    Ok(decoder)
+}
+
+/// The data of the tar entry that `frame` holds, `size` bytes.
+fn frame_entry(frame: &[u8], size: u64, name: &str) -> Result<Vec<u8>, Error> {
     let mut data = vec![0u8; size as usize];
-    decoder.read_exact(&mut data).map_err(bad)?;
+    frame_data(frame, name)?
+        .read_exact(&mut data)
+        .map_err(|e| corrupt(name, e))?;
     Ok(data)
 }
 
@@ -493,12 +528,6 @@ impl BundleReader {
                 ended = true;
                 continue;
             }
-            if index >= self.limits.max_entries {
-                return Err(bad(format!(
-                    "more than {} entries",
-                    self.limits.max_entries
-                )));
-            }
             let header = tar::Header::from_byte_slice(&block);
             let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
             if !header_checksum_matches(&block, header) {
@@ -507,57 +536,20 @@ impl BundleReader {
                     name.escape_debug()
                 )));
             }
-            if header.entry_type() != tar::EntryType::Regular {
-                return Err(bad(format!(
-                    "entry `{}` is not a regular file (links and directories are refused)",
-                    name.escape_debug()
-                )));
-            }
             let declared = header
                 .size()
                 .map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
+            let (kind, _) = self.admit(index, &name, header.entry_type(), declared, &mut total)?;
             if content != TAR_BLOCK as u64 + declared.next_multiple_of(TAR_BLOCK as u64) {
                 return Ok(None);
             }
-            let is_signature = index == 1 && name == SIGNATURE_ENTRY;
-            let cap = if index == 0 || is_signature {
-                self.limits.max_manifest_bytes
-            } else {
-                self.limits.max_entry_bytes
-            };
-            if declared > cap {
-                return Err(bad(format!(
-                    "entry `{}` is {declared} bytes, over the {cap}-byte cap",
-                    name.escape_debug()
-                )));
-            }
-            total += declared;
-            if total > self.limits.max_total_bytes {
-                return Err(bad(format!(
-                    "contents exceed {} bytes uncompressed",
-                    self.limits.max_total_bytes
-                )));
-            }
-            if index == 0 {
-                if name != MANIFEST_ENTRY {
-                    return Err(bad(format!(
-                        "first entry is `{}`, expected `{MANIFEST_ENTRY}`",
-                        name.escape_debug()
-                    )));
-                }
-                manifest_bytes = Some(frame_entry(frame, declared, &name)?);
-            } else if is_signature {
-                signature = Some(frame_entry(frame, declared, &name)?);
-            } else {
-                let digest = name
-                    .strip_prefix("blobs/sha256/")
-                    .and_then(Digest::parse)
-                    .ok_or_else(|| bad(format!("unexpected entry `{}`", name.escape_debug())))?;
-                if blobs.insert(digest, (frame, declared)).is_some() {
-                    return Err(bad(format!(
-                        "entry `{}` appears twice",
-                        name.escape_debug()
-                    )));
+            match kind {
+                EntryKind::Manifest => manifest_bytes = Some(frame_entry(frame, declared, &name)?),
+                EntryKind::Signature => signature = Some(frame_entry(frame, declared, &name)?),
+                EntryKind::Blob(digest) => {
+                    if blobs.insert(digest, (frame, declared)).is_some() {
+                        return Err(twice(&name));
+                    }
                 }
             }
             index += 1;

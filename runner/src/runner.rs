@@ -357,20 +357,25 @@ impl Runner {
             // A store that cannot be written only costs speed: the code runs from memory.
             Err(_) => Code::InMemory(framed.verified_blob(&entry.cwasm)?),
         };
-        let mut stored_layers = Vec::new();
-        let mut new_layers = Vec::new();
+        // Each layer in manifest order: stored already (leased), or its verified blob.
+        let mut sources = Vec::new();
         for layer in &manifest.layers {
-            match layer::lookup_leased(self.store.root(), &layer.digest) {
-                Some((dir, lease)) => stored_layers.push((layer.digest, dir, lease)),
-                None => new_layers.push((layer.digest, framed.verified_blob(&layer.digest)?)),
-            }
+            sources.push(
+                match layer::lookup_leased(self.store.root(), &layer.digest) {
+                    Some((dir, lease)) => LayerSource::Stored(dir, lease),
+                    None => LayerSource::Verified(framed.verified_blob(&layer.digest)?),
+                },
+            );
         }
         self.trace.stage("verify", started.elapsed(), || {
+            let new = sources
+                .iter()
+                .filter(|s| matches!(s, LayerSource::Verified(_)))
+                .count();
             format!(
-                "read {size} bytes, signature ({}), sha256 of this host's code and of {} layer(s) not stored yet ({} stored)",
+                "read {size} bytes, signature ({}), sha256 of this host's code and of {new} layer(s) not stored yet ({} stored)",
                 signer_text(signer),
-                new_layers.len(),
-                stored_layers.len()
+                sources.len() - new
             )
         });
         let loading = Instant::now();
@@ -405,17 +410,15 @@ impl Runner {
         }
         .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
         let mut layers = Vec::new();
-        for layer in &manifest.layers {
-            if let Some(at) = stored_layers.iter().position(|(d, ..)| *d == layer.digest) {
-                let (_, dir, lease) = stored_layers.swap_remove(at);
-                layers.push((dir, layer.mount.clone()));
-                leases.push(lease);
-            } else if let Some((_, blob)) = new_layers.iter().find(|(d, _)| *d == layer.digest) {
-                let (dir, lease) =
-                    layer::materialize_leased(self.store.root(), &layer.digest, blob)?;
-                layers.push((dir, layer.mount.clone()));
-                leases.push(lease);
-            }
+        for (layer, source) in manifest.layers.iter().zip(sources) {
+            let (dir, lease) = match source {
+                LayerSource::Stored(dir, lease) => (dir, lease),
+                LayerSource::Verified(blob) => {
+                    layer::materialize_leased(self.store.root(), &layer.digest, &blob)?
+                }
+            };
+            layers.push((dir, layer.mount.clone()));
+            leases.push(lease);
         }
         let loaded = self.loaded(manifest, signer, component, layers, leases)?;
         self.trace.stage("load", loading.elapsed(), || {
@@ -556,6 +559,14 @@ impl Runner {
             compiled_locally: false,
         })
     }
+}
+
+/// Where a never-seen bundle's layer comes from ([`Runner::open_framed`]).
+enum LayerSource {
+    /// Unpacked in the store already: its directory, leased.
+    Stored(PathBuf, Lease),
+    /// Not stored: its blob, checked against the manifest, to unpack.
+    Verified(Vec<u8>),
 }
 
 /// Where a never-seen bundle's verified code is ([`Runner::open_framed`]).

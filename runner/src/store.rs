@@ -290,18 +290,24 @@ impl Store {
             .and_then(Lease::staged)
             .map_err(|e| io("lock", &staging, e))?;
         file.write_all(bytes)
-            .and_then(|()| file.sync_data())
             .map_err(|e| io("write", &staging, e))?;
-        let mut perms = file
-            .metadata()
-            .map_err(|e| io("stat", &staging, e))?
-            .permissions();
-        perms.set_readonly(true);
-        fs::set_permissions(&staging, perms).map_err(|e| io("chmod", &staging, e))?;
-        fs::rename(&staging, path).map_err(|e| io("rename", &staging, e))?;
-        capsule_packager::lease::mark_used(path);
+        seal(&file, &staging, path)?;
         Ok(lease)
     }
+}
+
+/// Puts the written file `staging` in place at `path`: on disk, read-only, marked used.
+fn seal(file: &fs::File, staging: &Path, path: &Path) -> Result<(), Error> {
+    file.sync_data().map_err(|e| io("write", staging, e))?;
+    let mut perms = file
+        .metadata()
+        .map_err(|e| io("stat", staging, e))?
+        .permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(staging, perms).map_err(|e| io("chmod", staging, e))?;
+    fs::rename(staging, path).map_err(|e| io("rename", staging, e))?;
+    capsule_packager::lease::mark_used(path);
+    Ok(())
 }
 
 /// What [`Store::stage_blob`] found or made.
@@ -335,19 +341,8 @@ impl StagedBlob {
         if let Some(map) = self.map.take() {
             map.flush().map_err(|e| io("write", &self.staging, e))?;
         }
-        self.file
-            .sync_data()
-            .map_err(|e| io("write", &self.staging, e))?;
-        let mut perms = self
-            .file
-            .metadata()
-            .map_err(|e| io("stat", &self.staging, e))?
-            .permissions();
-        perms.set_readonly(true);
-        fs::set_permissions(&self.staging, perms).map_err(|e| io("chmod", &self.staging, e))?;
-        fs::rename(&self.staging, &self.path).map_err(|e| io("rename", &self.staging, e))?;
+        seal(&self.file, &self.staging, &self.path)?;
         self.committed = true;
-        capsule_packager::lease::mark_used(&self.path);
         let lease = self
             .lease
             .take()

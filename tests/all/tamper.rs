@@ -22,19 +22,27 @@ fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Writes entries back as a bundle; names are written raw, so `../x` stays `../x`.
+/// One raw ustar entry (header, data, padding); the name is written as is, so `../x` stays `../x`.
+fn tar_entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.as_ustar_mut().expect("ustar").name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_size(data.len() as u64);
+    header.set_mode(0o444);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut entry = header.as_bytes().to_vec();
+    entry.extend_from_slice(data);
+    entry.resize(512 + data.len().next_multiple_of(512), 0);
+    entry
+}
+
+/// Writes entries back as a bundle compressed as one zstd stream (an older writer's layout).
 fn repack(entries: &[(String, Vec<u8>)], path: &Path) {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut header = tar::Header::new_ustar();
-        header.as_ustar_mut().expect("ustar").name[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_size(data.len() as u64);
-        header.set_mode(0o444);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        builder.append(&header, &data[..]).expect("append");
-    }
-    let tar = builder.into_inner().expect("tar");
+    let mut tar: Vec<u8> = entries
+        .iter()
+        .flat_map(|(name, data)| tar_entry(name, data))
+        .collect();
+    tar.extend([0; 1024]);
     std::fs::write(path, zstd::encode_all(&tar[..], 3).expect("zstd")).expect("write");
 }
 
@@ -52,16 +60,7 @@ fn repack_framed(entries: &[(String, Vec<u8>)], path: &Path) {
     };
     let mut bytes = Vec::new();
     for (name, data) in entries {
-        let mut header = tar::Header::new_ustar();
-        header.as_ustar_mut().expect("ustar").name[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_size(data.len() as u64);
-        header.set_mode(0o444);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        let mut entry = header.as_bytes().to_vec();
-        entry.extend_from_slice(data);
-        entry.resize(512 + data.len().next_multiple_of(512), 0);
-        bytes.extend(frame(&entry));
+        bytes.extend(frame(&tar_entry(name, data)));
     }
     bytes.extend(frame(&[0; 1024]));
     std::fs::write(path, bytes).expect("write");
