@@ -1,9 +1,12 @@
 //! Writing bundles reproducibly and reading them defensively.
 //!
-//! Layout: `manifest.json` first, `signature.json` second when the bundle is signed, then
-//! `blobs/sha256/<hex>` in digest order, as a ustar archive with
-//! fixed modes, owners and mtimes, compressed by zstd at a fixed level, one frame per entry (so a
-//! reader can skip the blobs it does not need, see [`BundleReader::index`]). The reader trusts nothing:
+//! Layout: `manifest.json` first, `signature.json` second when the bundle is signed, then the
+//! code (each target's `.cwasm` in manifest order, then the component), then the other
+//! `blobs/sha256/<hex>` in digest order, as a ustar archive with fixed modes, owners and mtimes,
+//! compressed by zstd at fixed settings. Each entry is its own frame (so a reader can skip the
+//! blobs it does not need, see [`BundleReader::index`]), except the code, which shares one frame:
+//! every piece of it carries the same snapshot memory image, and in one frame with a long window
+//! the second and third copies cost only their differences. The reader trusts nothing:
 //! every entry, the manifest and the decompressed total have size caps; links, directories,
 //! unexpected names and duplicates are refused; every blob is hashed and compared with its name and
 //! with the manifest before a caller can see it.
@@ -18,20 +21,42 @@ use std::path::Path;
 
 /// Name of the manifest entry; always the first entry.
 pub const MANIFEST_ENTRY: &str = "manifest.json";
-/// zstd level: fixed so builds are reproducible.
-const ZSTD_LEVEL: i32 = 3;
 /// zstd workers. In zstd's multithreaded mode the output does not depend on the number of workers,
-/// so this only changes speed; level 3 with two workers packs a two-target Python bundle in about
-/// 0.2 s (level 9 took 1 s for 8% less).
+/// so this only changes speed.
 const ZSTD_WORKERS: u32 = 2;
+
+/// How one frame is compressed; fixed, so builds are reproducible.
+#[derive(Clone, Copy)]
+struct FrameSettings {
+    level: i32,
+    /// log2 of the window, with long-distance matching, when the default window is too short.
+    long_window_log: Option<u32>,
+}
+
+/// Every entry but the code: quick, and the stdlib layer is compressed already.
+const ENTRY_FRAME: FrameSettings = FrameSettings {
+    level: 3,
+    long_window_log: None,
+};
+
+/// The code frame. 2^27 bytes is the largest window a zstd decoder accepts without being told
+/// to, and it spans all the code of a two-target Python bundle (about 73 MB), so the aarch64 code
+/// and the component are stored as their differences from the x86_64 code. hello.py's code: 19.2
+/// MB as three frames at level 3, 12.1 MB in one, 10.9 MB at level 9 (0.7 s with two workers).
+const CODE_FRAME: FrameSettings = FrameSettings {
+    level: 9,
+    long_window_log: Some(27),
+};
 
 /// Writes a bundle holding `manifest`, its `signature` if any, and `blobs`. `mtime` is the
 /// timestamp stored on every entry (`SOURCE_DATE_EPOCH`, or 0).
 ///
-/// Each tar entry (header, data, padding) is its own zstd frame, and so is the end-of-archive
-/// marker: the file is still one zstd stream holding one tar archive, and a reader that needs
-/// only some blobs (the runner: this host's code, the layers it has not stored) can step over the
-/// other frames without decompressing them ([`BundleReader::index`]).
+/// Each tar entry (header, data, padding) is its own zstd frame, except the code ([`code_group`]),
+/// whose entries share one; the end-of-archive marker is a frame too. The file is still one zstd
+/// stream holding one tar archive, and a reader that needs only some blobs (the runner: this
+/// host's code, the layers it has not stored) can step over the other frames without
+/// decompressing them, and stop inside the code frame once it has its target's code
+/// ([`BundleReader::index`]).
 pub fn write_bundle(
     manifest: &Manifest,
     blobs: &BTreeMap<Digest, Vec<u8>>,
@@ -42,18 +67,64 @@ pub fn write_bundle(
     append_frame(
         &mut out,
         &tar_entry(MANIFEST_ENTRY, &manifest.to_bytes(), mtime)?,
+        ENTRY_FRAME,
     )?;
     if let Some(signature) = signature {
         append_frame(
             &mut out,
             &tar_entry(SIGNATURE_ENTRY, &signature.to_bytes(), mtime)?,
+            ENTRY_FRAME,
         )?;
     }
-    for (digest, data) in blobs {
-        append_frame(&mut out, &tar_entry(&digest.entry_name(), data, mtime)?)?;
+    let code = code_group(manifest);
+    let mut code_entries = Vec::new();
+    for digest in &code {
+        if let Some(data) = blobs.get(digest) {
+            code_entries.extend(tar_entry(&digest.entry_name(), data, mtime)?);
+        }
     }
-    append_frame(&mut out, &[0; 2 * TAR_BLOCK])?;
+    if !code_entries.is_empty() {
+        append_frame(&mut out, &code_entries, CODE_FRAME)?;
+    }
+    drop(code_entries);
+    for (digest, data) in blobs.iter().filter(|(d, _)| !code.contains(d)) {
+        append_frame(
+            &mut out,
+            &tar_entry(&digest.entry_name(), data, mtime)?,
+            ENTRY_FRAME,
+        )?;
+    }
+    append_frame(&mut out, &[0; 2 * TAR_BLOCK], ENTRY_FRAME)?;
     Ok(out)
+}
+
+/// The blobs written together in the code frame, in order: each target's `.cwasm` as the manifest
+/// lists the targets (x86_64 first, so most hosts stop reading early), then the component.
+fn code_group(manifest: &Manifest) -> Vec<Digest> {
+    let mut group = Vec::new();
+    for digest in manifest
+        .targets
+        .iter()
+        .map(|t| t.cwasm)
+        .chain(std::iter::once(manifest.component))
+    {
+        if !group.contains(&digest) {
+            group.push(digest);
+        }
+    }
+    group
+}
+
+/// The code group with each blob's size as the manifest lists it; `None` when the manifest does
+/// not list one of them (a reader then takes the full path, which reports it).
+fn code_sizes(manifest: &Manifest) -> Option<Vec<(Digest, u64)>> {
+    code_group(manifest)
+        .into_iter()
+        .map(|digest| {
+            let blob = manifest.blobs.iter().find(|b| b.digest == digest)?;
+            Some((digest, blob.size))
+        })
+        .collect()
 }
 
 const TAR_BLOCK: usize = 512;
@@ -78,10 +149,15 @@ fn tar_entry(name: &str, data: &[u8], mtime: u64) -> Result<Vec<u8>, Error> {
 }
 
 /// Compresses `content` as one zstd frame that records its size, appended to `out`.
-fn append_frame(out: &mut Vec<u8>, content: &[u8]) -> Result<(), Error> {
+fn append_frame(out: &mut Vec<u8>, content: &[u8], settings: FrameSettings) -> Result<(), Error> {
     let io = |e: std::io::Error| Error::Malformed(format!("cannot compress the archive: {e}"));
-    let mut encoder = zstd::stream::Encoder::new(std::mem::take(out), ZSTD_LEVEL).map_err(io)?;
+    let mut encoder =
+        zstd::stream::Encoder::new(std::mem::take(out), settings.level).map_err(io)?;
     encoder.multithread(ZSTD_WORKERS).map_err(io)?;
+    if let Some(window_log) = settings.long_window_log {
+        encoder.window_log(window_log).map_err(io)?;
+        encoder.long_distance_matching(true).map_err(io)?;
+    }
     encoder.include_contentsize(true).map_err(io)?;
     encoder
         .set_pledged_src_size(Some(content.len() as u64))
@@ -344,10 +420,10 @@ fn corrupt(name: &str, e: std::io::Error) -> Error {
     ))
 }
 
-/// A bundle written one zstd frame per entry ([`write_bundle`]) whose entries were located
-/// without decompressing them. Its manifest and signature are parsed; the entries are exactly the
-/// manifest's blobs with the sizes it lists, but no blob has been hashed: each is decompressed and
-/// checked only when asked for ([`FramedBundle::verified_blob`]).
+/// A bundle written by [`write_bundle`] whose entries were located without decompressing them.
+/// Its manifest and signature are parsed; the entries are exactly the manifest's blobs with the
+/// sizes it lists, but no blob has been hashed: each is decompressed and checked only when asked
+/// for ([`FramedBundle::verified_blob`]).
 #[derive(Debug)]
 pub struct FramedBundle<'a> {
     /// The parsed manifest.
@@ -356,14 +432,22 @@ pub struct FramedBundle<'a> {
     pub manifest_bytes: Vec<u8>,
     /// The signature entry, if present.
     pub signature: Option<Signature>,
-    /// Each blob's frame and size.
-    blobs: BTreeMap<Digest, (&'a [u8], u64)>,
+    blobs: BTreeMap<Digest, Located<'a>>,
+}
+
+/// Where a blob's entry is: its frame, and the entries before it in that frame (only the code
+/// frame holds more than one).
+#[derive(Debug)]
+struct Located<'a> {
+    frame: &'a [u8],
+    before: Vec<(Digest, u64)>,
+    size: u64,
 }
 
 impl FramedBundle<'_> {
     /// The size of blob `digest`, as the manifest lists it.
     pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        self.blobs.get(digest).map(|(_, size)| *size)
+        self.blobs.get(digest).map(|located| located.size)
     }
 
     /// Decompresses blob `digest` and checks its size and sha256 against the manifest.
@@ -378,12 +462,11 @@ impl FramedBundle<'_> {
     /// holds a verified copy of, when the bundle's own bytes must still be sound.
     pub fn check_blob(&self, digest: &Digest) -> Result<(), Error> {
         let name = digest.entry_name();
-        let (frame, size) = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
-        let mut data = frame_data(frame, &name)?;
+        let (mut data, size) = self.entry_data(digest)?;
         let mut hasher = Sha256::new();
-        let copied = std::io::copy(&mut (&mut data).take(*size), &mut hasher)
+        let copied = std::io::copy(&mut (&mut data).take(size), &mut hasher)
             .map_err(|e| corrupt(&name, e))?;
-        if copied != *size {
+        if copied != size {
             return Err(Error::Malformed(format!("entry `{name}` is truncated")));
         }
         matches_digest(name, digest, Digest::from_sha256(hasher.finalize().into()))
@@ -395,14 +478,13 @@ impl FramedBundle<'_> {
     pub fn verify_blob_into(&self, digest: &Digest, out: &mut [u8]) -> Result<(), Error> {
         const CHUNK: usize = 1 << 20;
         let name = digest.entry_name();
-        let (frame, size) = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
-        if out.len() as u64 != *size {
+        let (mut decoder, size) = self.entry_data(digest)?;
+        if out.len() as u64 != size {
             return Err(Error::Malformed(format!(
                 "blob `{name}` is {size} bytes, not {}",
                 out.len()
             )));
         }
-        let mut decoder = frame_data(frame, &name)?;
         // Hashing runs on a second thread, a chunk behind decompression.
         let actual = std::thread::scope(|scope| {
             let (chunks, decompressed) = std::sync::mpsc::sync_channel::<&[u8]>(8);
@@ -432,6 +514,50 @@ impl FramedBundle<'_> {
         })?;
         matches_digest(name, digest, actual)
     }
+
+    /// A reader of blob `digest`'s data, and its size. The entries before it in its frame are
+    /// decompressed and skipped; every header passed on the way must be the one the index
+    /// expects (the code frame's later headers were not seen when it was built).
+    fn entry_data(
+        &self,
+        digest: &Digest,
+    ) -> Result<(zstd::stream::read::Decoder<'_, &[u8]>, u64), Error> {
+        let located = self.blobs.get(digest).ok_or_else(|| missing(digest))?;
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(located.frame)
+            .map_err(|e| corrupt(&digest.entry_name(), e))?;
+        for (passed, size) in &located.before {
+            let name = passed.entry_name();
+            expect_header(&mut decoder, &name, *size)?;
+            let span = size.next_multiple_of(TAR_BLOCK as u64);
+            let skipped = std::io::copy(&mut (&mut decoder).take(span), &mut std::io::sink())
+                .map_err(|e| corrupt(&name, e))?;
+            if skipped != span {
+                return Err(Error::Malformed(format!("entry `{name}` is truncated")));
+            }
+        }
+        expect_header(&mut decoder, &digest.entry_name(), located.size)?;
+        Ok((decoder, located.size))
+    }
+}
+
+/// Reads the next tar header from `decoder` and checks that it is sound and names a regular
+/// file `name` of `size` bytes.
+fn expect_header(decoder: &mut impl Read, name: &str, size: u64) -> Result<(), Error> {
+    let mut block = [0u8; TAR_BLOCK];
+    decoder
+        .read_exact(&mut block)
+        .map_err(|e| corrupt(name, e))?;
+    let header = tar::Header::from_byte_slice(&block);
+    let sound = header_checksum_matches(&block, header)
+        && header.entry_type() == tar::EntryType::Regular
+        && *header.path_bytes() == *name.as_bytes()
+        && header.size().is_ok_and(|declared| declared == size);
+    if !sound {
+        return Err(Error::Malformed(format!(
+            "the archive's header for `{name}` is not the one its index promised"
+        )));
+    }
+    Ok(())
 }
 
 fn missing(digest: &Digest) -> Error {
@@ -450,26 +576,15 @@ fn matches_digest(name: String, expected: &Digest, actual: Digest) -> Result<(),
     Ok(())
 }
 
-/// A reader of the data of the tar entry that `frame` holds, its header skipped.
-fn frame_data<'f>(
-    frame: &'f [u8],
-    name: &str,
-) -> Result<zstd::stream::read::Decoder<'f, &'f [u8]>, Error> {
-    let mut decoder =
-        zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| corrupt(name, e))?;
-    let mut header = [0u8; TAR_BLOCK];
-    decoder
-        .read_exact(&mut header)
-        .map_err(|e| corrupt(name, e))?;
-    Ok(decoder)
-}
-
 /// The data of the tar entry that `frame` holds, `size` bytes.
 fn frame_entry(frame: &[u8], size: u64, name: &str) -> Result<Vec<u8>, Error> {
-    let mut data = vec![0u8; size as usize];
-    frame_data(frame, name)?
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| corrupt(name, e))?;
+    let mut data = vec![0u8; TAR_BLOCK + size as usize];
+    decoder
         .read_exact(&mut data)
         .map_err(|e| corrupt(name, e))?;
+    data.drain(..TAR_BLOCK);
     Ok(data)
 }
 
@@ -490,14 +605,16 @@ fn header_checksum_matches(block: &[u8; TAR_BLOCK], header: &tar::Header) -> boo
 }
 
 impl BundleReader {
-    /// Locates the entries of a bundle written one zstd frame per entry, under the same caps and
-    /// structural rules as [`BundleReader::read_unverified`], decompressing only each entry's
-    /// header, the manifest and the signature. `None` for a bundle whose frames do not hold one
-    /// entry each (an older writer's): read it with [`BundleReader::read_unverified`].
+    /// Locates the entries of a bundle laid out as [`write_bundle`] writes it (one zstd frame
+    /// per entry, the code in one frame), under the same caps and structural rules as
+    /// [`BundleReader::read_unverified`], decompressing only the first header of each frame, the
+    /// manifest and the signature. `None` for a bundle laid out otherwise (an older writer's, or
+    /// one `tar --zstd` wrote): read it with [`BundleReader::read_unverified`].
     pub fn index<'a>(&self, bytes: &'a [u8]) -> Result<Option<FramedBundle<'a>>, Error> {
         let bad = |m: String| Error::Malformed(m);
+        let span = |size: u64| TAR_BLOCK as u64 + size.next_multiple_of(TAR_BLOCK as u64);
         let mut offset = 0usize;
-        let mut manifest_bytes = None;
+        let mut manifest: Option<(Vec<u8>, Manifest)> = None;
         let mut signature = None;
         let mut blobs = BTreeMap::new();
         let mut total = 0u64;
@@ -540,32 +657,68 @@ impl BundleReader {
                 .size()
                 .map_err(|e| bad(format!("entry `{}`: {e}", name.escape_debug())))?;
             let (kind, _) = self.admit(index, &name, header.entry_type(), declared, &mut total)?;
-            if content != TAR_BLOCK as u64 + declared.next_multiple_of(TAR_BLOCK as u64) {
-                return Ok(None);
+            index += 1;
+            // A frame holds one entry, or it is the code frame: the manifest's code blobs, in
+            // order, at the sizes it lists.
+            let mut members = vec![(name.clone(), kind, declared)];
+            if content != span(declared) {
+                let Some((_, parsed)) = &manifest else {
+                    return Ok(None);
+                };
+                let Some(code) = code_sizes(parsed) else {
+                    return Ok(None);
+                };
+                let first = code
+                    .first()
+                    .map(|(digest, size)| (digest.entry_name(), *size));
+                if first != Some((name.clone(), declared))
+                    || content != code.iter().map(|(_, size)| span(*size)).sum::<u64>()
+                {
+                    return Ok(None);
+                }
+                for (digest, size) in code.into_iter().skip(1) {
+                    let name = digest.entry_name();
+                    let (kind, _) =
+                        self.admit(index, &name, tar::EntryType::Regular, size, &mut total)?;
+                    index += 1;
+                    members.push((name, kind, size));
+                }
             }
-            match kind {
-                EntryKind::Manifest => manifest_bytes = Some(frame_entry(frame, declared, &name)?),
-                EntryKind::Signature => signature = Some(frame_entry(frame, declared, &name)?),
-                EntryKind::Blob(digest) => {
-                    if blobs.insert(digest, (frame, declared)).is_some() {
-                        return Err(twice(&name));
+            let mut before = Vec::new();
+            for (name, kind, size) in members {
+                match kind {
+                    EntryKind::Manifest => {
+                        let bytes = frame_entry(frame, size, &name)?;
+                        let parsed = Manifest::from_bytes(&bytes)?;
+                        manifest = Some((bytes, parsed));
+                    }
+                    EntryKind::Signature => signature = Some(frame_entry(frame, size, &name)?),
+                    EntryKind::Blob(digest) => {
+                        let located = Located {
+                            frame,
+                            before: before.clone(),
+                            size,
+                        };
+                        if blobs.insert(digest, located).is_some() {
+                            return Err(twice(&name));
+                        }
+                        before.push((digest, size));
                     }
                 }
             }
-            index += 1;
         }
-        let manifest_bytes = manifest_bytes.ok_or_else(|| bad("the archive is empty".into()))?;
+        let (manifest_bytes, manifest) =
+            manifest.ok_or_else(|| bad("the archive is empty".into()))?;
         if !ended {
             return Err(bad("truncated archive: no end-of-archive marker".into()));
         }
-        let manifest = Manifest::from_bytes(&manifest_bytes)?;
         let signature = signature.map(|s| Signature::from_bytes(&s)).transpose()?;
         // Exactly the manifest's blobs, at the sizes it lists (their digests are checked on use).
         for blob in &manifest.blobs {
             let name = blob.digest.entry_name();
             match blobs.get(&blob.digest) {
                 None => return Err(bad(format!("blob `{name}` is missing"))),
-                Some((_, size)) if *size != blob.size => {
+                Some(Located { size, .. }) if *size != blob.size => {
                     return Err(bad(format!(
                         "blob `{name}` is {size} bytes; the manifest lists {}",
                         blob.size

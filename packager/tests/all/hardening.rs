@@ -224,3 +224,79 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
         .to_string();
     assert!(message.contains("truncated"), "{message}");
 }
+
+#[test]
+fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read() {
+    let (manifest, blobs) = sample();
+    let bytes = sample_bundle(None);
+    let reader = BundleReader::default();
+    // The writer put the code (the target's .cwasm, then the component) in one frame.
+    let frames = {
+        let mut frames = 0;
+        let mut offset = 0;
+        while offset < bytes.len() {
+            offset += zstd::zstd_safe::find_frame_compressed_size(&bytes[offset..]).expect("frame");
+            frames += 1;
+        }
+        frames
+    };
+    assert_eq!(
+        frames,
+        manifest.blobs.len() - 1 + 2,
+        "manifest, code, other blobs, end"
+    );
+    assert!(reader.index(&bytes).expect("valid").is_some());
+    // The same frames, but the component's header in the code frame names another blob of its
+    // size: indexing passes (it reads only the first header), reading the component does not,
+    // and the .cwasm before it is still sound.
+    let cwasm = manifest.targets[0].cwasm;
+    let component = manifest.component;
+    let entry = |name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).expect("path");
+        header.set_size(data.len() as u64);
+        header.set_mode(0o444);
+        header.set_entry_type(EntryType::Regular);
+        header.set_cksum();
+        let mut entry = header.as_bytes().to_vec();
+        entry.extend_from_slice(data);
+        entry.resize(512 + data.len().next_multiple_of(512), 0);
+        entry
+    };
+    let frame = |content: &[u8]| {
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+        encoder.include_contentsize(true).expect("zstd");
+        encoder
+            .set_pledged_src_size(Some(content.len() as u64))
+            .expect("zstd");
+        std::io::Write::write_all(&mut encoder, content).expect("compress");
+        encoder.finish().expect("finish")
+    };
+    let mut forged = frame(&entry("manifest.json", &manifest.to_bytes()));
+    let mut code = entry(&cwasm.entry_name(), &blobs[&cwasm]);
+    let renamed = capsule_packager::Digest::of(b"another blob");
+    code.extend(entry(&renamed.entry_name(), &blobs[&component]));
+    forged.extend(frame(&code));
+    for (digest, data) in blobs
+        .iter()
+        .filter(|(d, _)| **d != cwasm && **d != component)
+    {
+        forged.extend(frame(&entry(&digest.entry_name(), data)));
+    }
+    forged.extend(frame(&[0u8; 1024]));
+    let framed = reader
+        .index(&forged)
+        .expect("structure intact")
+        .expect("framed");
+    assert_eq!(framed.verified_blob(&cwasm).expect("intact"), blobs[&cwasm]);
+    let message = framed
+        .verified_blob(&component)
+        .expect_err("the header names another blob")
+        .to_string();
+    assert!(
+        message.contains("not the one its index promised"),
+        "{message}"
+    );
+    // The full path sees the stray entry too.
+    assert!(reader.read_bytes(&forged).is_err());
+}
