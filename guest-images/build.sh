@@ -89,8 +89,12 @@ debian_mirror() {
 }
 
 deterministic_tar_zst() { # deterministic_tar_zst DIR OUTPUT
+  # From a file, not a pipe: zstd then records the size and fits the window to it, so the long
+  # window (4% smaller for the stdlib) asks a reader for no more memory than the archive's size.
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode='u+rw,go+r,go-w' \
-      --format=gnu -C "$1" -cf - . | zstd -q -19 -T1 -o "$2" -f
+      --format=gnu -C "$1" -cf "$2.tar" .
+  zstd -q -19 --long=27 -T1 "$2.tar" -o "$2" -f
+  rm -f "$2.tar"
 }
 
 write_info() { # write_info DIR NAME KEY
@@ -237,9 +241,13 @@ build_python() {
   log "python: assembling the stdlib layer"
   local lib=$work/stdlib
   mkdir -p "$lib"
+  # Left out: tests, tools and docs, and what cannot work here: msilib, curses and ctypes need C
+  # modules this build has no way to have (the SDK puts a sandbox `ctypes` in the real one's
+  # place), and _pydecimal is only decimal's fallback when _decimal is missing, which it is not.
   (cd "$src/Lib" && tar cf - --exclude='test' --exclude='tests' --exclude='idle_test' --exclude='__pycache__' \
      --exclude='idlelib' --exclude='tkinter' --exclude='turtledemo' --exclude='ensurepip' --exclude='lib2to3' \
-     --exclude='pydoc_data' --exclude='venv' --exclude='turtle.py' --exclude='distutils' .) | tar xf - -C "$lib"
+     --exclude='pydoc_data' --exclude='venv' --exclude='turtle.py' --exclude='distutils' \
+     --exclude='msilib' --exclude='curses' --exclude='ctypes' --exclude='_pydecimal.py' .) | tar xf - -C "$lib"
   cp "$b/$(cat "$b/pybuilddir.txt")"/_sysconfigdata_*.py "$lib/"
   cp -r "$HERE/python/capsule" "$lib/capsule"
   rm -rf "$lib/capsule/__pycache__"
