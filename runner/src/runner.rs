@@ -340,10 +340,7 @@ impl Runner {
             Err(_) if self.compiler.is_some() => return Ok(None),
             Err(error) => return Err(error),
         };
-        let code_size = framed
-            .blob_size(&entry.cwasm)
-            .ok_or_else(|| Error::Incompatible(format!("blob {} is missing", entry.cwasm)))?;
-        let code = match self.store.stage_blob(&entry.cwasm, code_size) {
+        let code = match self.store.stage_blob(&entry.cwasm) {
             // Stored from an earlier bundle; this bundle's copy must be sound all the same (a
             // tampered bundle is refused, even where what would run is intact).
             Ok(Staged::Stored(path, lease)) => {
@@ -351,7 +348,8 @@ impl Runner {
                 Code::Stored(path, lease)
             }
             Ok(Staged::New(mut staged)) => {
-                framed.verify_blob_into(&entry.cwasm, staged.bytes_mut())?;
+                let (window, range) = decompress_in_place(&framed, &entry.cwasm)?;
+                staged.fill(&window[range])?;
                 Code::Staged(staged)
             }
             // A store that cannot be written only costs speed: the code runs from memory.
@@ -559,6 +557,28 @@ impl Runner {
             compiled_locally: false,
         })
     }
+}
+
+/// Decompresses and checks blob `digest` into a fresh anonymous map as large as its frame, which
+/// zstd uses as its window ([`archive::FramedBundle::verify_blob_in_frame`]); returns the map and
+/// where the blob is in it. Huge pages where the kernel gives them: the code of a Python bundle
+/// is 30 MB, 7,500 page faults in 4 KiB pages.
+fn decompress_in_place(
+    framed: &archive::FramedBundle<'_>,
+    digest: &capsule_packager::Digest,
+) -> Result<(memmap2::MmapMut, std::ops::Range<usize>), Error> {
+    let (_, content) = framed
+        .blob_place(digest)
+        .ok_or_else(|| Error::Incompatible(format!("blob {digest} is missing")))?;
+    let mut window = memmap2::MmapMut::map_anon(content.max(1)).map_err(|e| {
+        Error::Internal(format!(
+            "cannot map {content} bytes to decompress into: {e}"
+        ))
+    })?;
+    #[cfg(target_os = "linux")]
+    let _ = window.advise(memmap2::Advice::HugePage);
+    let range = framed.verify_blob_in_frame(digest, &mut window)?;
+    Ok((window, range))
 }
 
 /// Where a never-seen bundle's layer comes from ([`Runner::open_framed`]).

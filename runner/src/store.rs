@@ -214,23 +214,20 @@ impl Store {
         Ok((path, lease))
     }
 
-    /// A file in the store for blob `digest` of `size` bytes, mapped for the caller to fill and
-    /// check before [`StagedBlob::commit`] (no copy through a buffer, no second pass for the
-    /// write); or the blob as already stored.
-    pub fn stage_blob(&self, digest: &Digest, size: u64) -> Result<Staged, Error> {
+    /// A new file in the store for blob `digest`, for the caller to fill with checked bytes
+    /// ([`StagedBlob::fill`]) and then [`StagedBlob::commit`]; or the blob as already stored.
+    pub fn stage_blob(&self, digest: &Digest) -> Result<Staged, Error> {
         if let Some((path, lease)) = self.blob(digest) {
             return Ok(Staged::Stored(path, lease));
         }
         let path = self.root.join(BLOBS_DIR).join(digest.hex());
         let staging = self.staging_path(&path)?;
         let file = fs::OpenOptions::new()
-            .read(true)
             .write(true)
             .create_new(true)
             .open(&staging)
             .map_err(|e| io("write", &staging, e))?;
         let mut staged = StagedBlob {
-            map: None,
             file,
             staging,
             path,
@@ -244,15 +241,6 @@ impl Store {
                 .and_then(Lease::staged)
                 .map_err(|e| io("lock", &staged.staging, e))?,
         );
-        staged
-            .file
-            .set_len(size)
-            .map_err(|e| io("write", &staged.staging, e))?;
-        // SAFETY: the staging file was created just now under a unique name in the runner's
-        // private store; nothing else maps, truncates or writes it while this map lives.
-        let map = unsafe { memmap2::MmapMut::map_mut(&staged.file) }
-            .map_err(|e| io("map", &staged.staging, e))?;
-        staged.map = Some(map);
         Ok(Staged::New(staged))
     }
 
@@ -396,10 +384,9 @@ pub enum Staged {
     New(StagedBlob),
 }
 
-/// A blob being written into the store through a writable map. Dropped without
-/// [`StagedBlob::commit`], it leaves nothing behind.
+/// A blob being written into the store. Dropped without [`StagedBlob::commit`], it leaves
+/// nothing behind.
 pub struct StagedBlob {
-    map: Option<memmap2::MmapMut>,
     file: fs::File,
     staging: PathBuf,
     path: PathBuf,
@@ -408,16 +395,16 @@ pub struct StagedBlob {
 }
 
 impl StagedBlob {
-    /// The file's bytes (zeros until filled).
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        self.map.as_deref_mut().unwrap_or_default()
+    /// Writes the blob's bytes (checked by the caller against its digest).
+    pub fn fill(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| io("write", &self.staging, e))
     }
 
-    /// Makes the filled and checked blob part of the store (on disk, read-only, under its digest);
+    /// Makes the filled and checked blob part of the store (read-only, under its digest);
     /// returns its path, leased.
     pub fn commit(mut self) -> Result<(PathBuf, Lease), Error> {
-        // Unmapped first: `seal` syncs through the file where it syncs at all.
-        self.map = None;
         seal(&self.file, &self.staging, &self.path)?;
         self.committed = true;
         let lease = self
@@ -431,7 +418,6 @@ impl StagedBlob {
 impl Drop for StagedBlob {
     fn drop(&mut self) {
         if !self.committed {
-            self.map = None;
             let _ = fs::remove_file(&self.staging);
         }
     }

@@ -166,6 +166,12 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
             framed.verified_blob(&blob.digest).expect("intact"),
             sample().1[&blob.digest]
         );
+        let (_, content) = framed.blob_place(&blob.digest).expect("placed");
+        let mut room = vec![0u8; content];
+        let range = framed
+            .verify_blob_in_frame(&blob.digest, &mut room)
+            .expect("intact");
+        assert_eq!(&room[range], &sample().1[&blob.digest][..]);
     }
     // A single-stream archive of the same entries (an older writer's) is not indexed.
     let tar = zstd::decode_all(&bytes[..]).expect("decompress");
@@ -214,6 +220,12 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
         .expect("blob name");
     let message = damaged
         .verified_blob(&digest)
+        .expect_err("changed blob")
+        .to_string();
+    assert!(message.contains("does not match"), "{message}");
+    let (_, content) = damaged.blob_place(&digest).expect("placed");
+    let message = damaged
+        .verify_blob_in_frame(&digest, &mut vec![0u8; content])
         .expect_err("changed blob")
         .to_string();
     assert!(message.contains("does not match"), "{message}");
@@ -297,6 +309,28 @@ fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read
         message.contains("not the one its index promised"),
         "{message}"
     );
+    // Decompressed in place, into room for the whole frame: the same answers.
+    for (digest, sound) in [(cwasm, true), (component, false)] {
+        let (_, content) = framed.blob_place(&digest).expect("placed");
+        let mut room = vec![0u8; content];
+        let result = framed.verify_blob_in_frame(&digest, &mut room);
+        if sound {
+            let range = result.expect("intact");
+            assert_eq!(&room[range], &blobs[&digest][..]);
+        } else {
+            let message = result
+                .expect_err("the header names another blob")
+                .to_string();
+            assert!(
+                message.contains("not the one its index promised"),
+                "{message}"
+            );
+        }
+    }
+    // Too little room is refused, not overrun.
+    let (_, content) = framed.blob_place(&cwasm).expect("placed");
+    let mut short = vec![0u8; content - 1];
+    assert!(framed.verify_blob_in_frame(&cwasm, &mut short).is_err());
     // The full path sees the stray entry too.
     assert!(reader.read_bytes(&forged).is_err());
 }
