@@ -536,7 +536,9 @@ impl FramedBundle<'_> {
     /// Decompresses the frame holding blob `digest` into `frame_out` (at least the frame's
     /// content size, see [`FramedBundle::blob_place`]) as far as the blob's end, and checks
     /// every header up to the blob's and the blob's sha256 (on a second thread, a block behind
-    /// decompression). Returns where the blob is in `frame_out`.
+    /// decompression). That thread also hands each hashed part of the blob, in order, to
+    /// `sink` (e.g. to write it to a file while decompression goes on; the blob is only sound
+    /// if this returns `Ok`). Returns where the blob is in `frame_out`.
     ///
     /// Unlike [`FramedBundle::verify_blob_into`], zstd writes straight into `frame_out` and uses
     /// it as its window: no window buffer to fault in and copy out of (for a Python bundle's
@@ -546,6 +548,7 @@ impl FramedBundle<'_> {
         &self,
         digest: &Digest,
         frame_out: &mut [u8],
+        sink: &mut (dyn FnMut(&[u8]) -> Result<(), Error> + Send),
     ) -> Result<std::ops::Range<usize>, Error> {
         const INPUT_CHUNK: usize = 1 << 17;
         let name = digest.entry_name();
@@ -587,10 +590,15 @@ impl FramedBundle<'_> {
             let (ranges, decompressed) = std::sync::mpsc::sync_channel::<(usize, usize)>(64);
             let hashing = scope.spawn(move || {
                 let mut hasher = Sha256::new();
+                let mut sunk = Ok(());
                 for (from, to) in decompressed {
-                    hasher.update(written.range(from, to));
+                    let part = written.range(from, to);
+                    hasher.update(part);
+                    if sunk.is_ok() {
+                        sunk = sink(part);
+                    }
                 }
-                Digest::from_sha256(hasher.finalize().into())
+                sunk.map(|()| Digest::from_sha256(hasher.finalize().into()))
             });
             let mut output = zstd::zstd_safe::OutBuffer::around(&mut out);
             let mut hashed = data_offset;
@@ -635,7 +643,7 @@ impl FramedBundle<'_> {
             let actual = hashing
                 .join()
                 .map_err(|_| Error::Malformed(format!("hashing `{name}` failed")))?;
-            filled.map(|()| actual)
+            filled.and(actual)
         })?;
         matches_digest(name, digest, actual)?;
         Ok(data_offset..data_end)

@@ -348,9 +348,22 @@ impl Runner {
                 Code::Stored(path, lease)
             }
             Ok(Staged::New(mut staged)) => {
-                let (window, range) = decompress_in_place(&framed, &entry.cwasm)?;
-                staged.fill(&window[range])?;
-                Code::Staged(staged)
+                let mut store_error = None;
+                let checked = decompress_in_place(&framed, &entry.cwasm, &mut |part| {
+                    staged.fill(part).map_err(|e| {
+                        let text = e.to_string();
+                        store_error = Some(e);
+                        capsule_packager::Error::Malformed(text)
+                    })
+                });
+                match store_error {
+                    // The store could not take it: as below, the code runs from memory.
+                    Some(_) => Code::InMemory(framed.verified_blob(&entry.cwasm)?),
+                    None => {
+                        checked?;
+                        Code::Staged(staged)
+                    }
+                }
             }
             // A store that cannot be written only costs speed: the code runs from memory.
             Err(_) => Code::InMemory(framed.verified_blob(&entry.cwasm)?),
@@ -559,14 +572,17 @@ impl Runner {
     }
 }
 
-/// Decompresses and checks blob `digest` into a fresh anonymous map as large as its frame, which
-/// zstd uses as its window ([`archive::FramedBundle::verify_blob_in_frame`]); returns the map and
-/// where the blob is in it. Huge pages where the kernel gives them: the code of a Python bundle
-/// is 30 MB, 7,500 page faults in 4 KiB pages.
+/// Decompresses and checks blob `digest` in a fresh anonymous map as large as its frame, which
+/// zstd uses as its window ([`archive::FramedBundle::verify_blob_in_frame`]), handing it to
+/// `sink` a part at a time as it is checked (the store's file is written on the second thread
+/// while decompression goes on: a write into the page cache can stall for tens of milliseconds
+/// on a busy disk). Not advised to use huge pages: right after a build, with memory fragmented,
+/// the kernel's compaction for them made a first exec 2-3 times slower.
 fn decompress_in_place(
     framed: &archive::FramedBundle<'_>,
     digest: &capsule_packager::Digest,
-) -> Result<(memmap2::MmapMut, std::ops::Range<usize>), Error> {
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), capsule_packager::Error> + Send),
+) -> Result<(), Error> {
     let (_, content) = framed
         .blob_place(digest)
         .ok_or_else(|| Error::Incompatible(format!("blob {digest} is missing")))?;
@@ -575,10 +591,8 @@ fn decompress_in_place(
             "cannot map {content} bytes to decompress into: {e}"
         ))
     })?;
-    #[cfg(target_os = "linux")]
-    let _ = window.advise(memmap2::Advice::HugePage);
-    let range = framed.verify_blob_in_frame(digest, &mut window)?;
-    Ok((window, range))
+    framed.verify_blob_in_frame(digest, &mut window, sink)?;
+    Ok(())
 }
 
 /// Where a never-seen bundle's layer comes from ([`Runner::open_framed`]).

@@ -168,10 +168,15 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
         );
         let (_, content) = framed.blob_place(&blob.digest).expect("placed");
         let mut room = vec![0u8; content];
+        let mut sunk = Vec::new();
         let range = framed
-            .verify_blob_in_frame(&blob.digest, &mut room)
+            .verify_blob_in_frame(&blob.digest, &mut room, &mut |part| {
+                sunk.extend_from_slice(part);
+                Ok(())
+            })
             .expect("intact");
         assert_eq!(&room[range], &sample().1[&blob.digest][..]);
+        assert_eq!(sunk, sample().1[&blob.digest]);
     }
     // A single-stream archive of the same entries (an older writer's) is not indexed.
     let tar = zstd::decode_all(&bytes[..]).expect("decompress");
@@ -225,7 +230,7 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
     assert!(message.contains("does not match"), "{message}");
     let (_, content) = damaged.blob_place(&digest).expect("placed");
     let message = damaged
-        .verify_blob_in_frame(&digest, &mut vec![0u8; content])
+        .verify_blob_in_frame(&digest, &mut vec![0u8; content], &mut |_| Ok(()))
         .expect_err("changed blob")
         .to_string();
     assert!(message.contains("does not match"), "{message}");
@@ -313,7 +318,7 @@ fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read
     for (digest, sound) in [(cwasm, true), (component, false)] {
         let (_, content) = framed.blob_place(&digest).expect("placed");
         let mut room = vec![0u8; content];
-        let result = framed.verify_blob_in_frame(&digest, &mut room);
+        let result = framed.verify_blob_in_frame(&digest, &mut room, &mut |_| Ok(()));
         if sound {
             let range = result.expect("intact");
             assert_eq!(&room[range], &blobs[&digest][..]);
@@ -330,7 +335,11 @@ fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read
     // Too little room is refused, not overrun.
     let (_, content) = framed.blob_place(&cwasm).expect("placed");
     let mut short = vec![0u8; content - 1];
-    assert!(framed.verify_blob_in_frame(&cwasm, &mut short).is_err());
+    assert!(
+        framed
+            .verify_blob_in_frame(&cwasm, &mut short, &mut |_| Ok(()))
+            .is_err()
+    );
     // The full path sees the stray entry too.
     assert!(reader.read_bytes(&forged).is_err());
 }
