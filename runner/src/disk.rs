@@ -60,6 +60,16 @@ impl DiskBudget {
         })))
     }
 
+    /// Counts `bytes` as already written, without a check: the files a session's workspace
+    /// holds when its instance (re)starts. Later writes fit in what is left, and deleting those
+    /// files gives their bytes back.
+    pub fn count_existing(&self, bytes: u64) {
+        let delta = i64::try_from(bytes).unwrap_or(i64::MAX);
+        for level in self.levels() {
+            level.added.fetch_add(delta, Ordering::SeqCst);
+        }
+    }
+
     /// Whether writes need counting at all.
     pub fn is_limited(&self) -> bool {
         self.0.is_some()

@@ -32,6 +32,9 @@ pub struct LiveGrants {
     pub env: Vec<(String, String)>,
     /// Host directories it may use.
     pub dirs: Vec<GrantedDir>,
+    /// Bytes its writable directories may hold, counting what they hold when it starts (`None`:
+    /// what the task declares).
+    pub disk_bytes: Option<u64>,
 }
 
 /// The limits of one call on a live instance; each may only narrow what its task declares.
@@ -92,8 +95,16 @@ impl LoadedBundle {
                 grants.ram_bytes, declared.ram_bytes
             )));
         }
+        if let (Some(granted), Some(limit)) = (grants.disk_bytes, declared.disk_bytes)
+            && granted > limit
+        {
+            return Err(Error::Usage(format!(
+                "disk {granted} bytes is wider than task `{task}` declares ({limit} bytes)"
+            )));
+        }
         let mut policy = declared.clone();
         policy.ram_bytes = grants.ram_bytes;
+        policy.disk_bytes = grants.disk_bytes.or(declared.disk_bytes);
         policy.allowed_hosts = narrow_hosts(&declared.allowed_hosts, &grants.allowed_hosts);
         policy.env_variables = grants.env.iter().map(|(name, _)| name.clone()).collect();
         let output = Outputs::new();
@@ -134,6 +145,9 @@ async fn start(
         log: CallLog::default(),
         disk: DiskBudget::new(policy.disk_bytes, &DiskBudget::default()),
     };
+    if scope.disk.is_limited() {
+        scope.disk.count_existing(writable_bytes(&grants.dirs));
+    }
     let mut store = instance::new_store(&core.pre, policy, &environment, scope, output.clone())
         .map_err(|e| Error::Internal(e.message))?;
     // Instantiation runs guest start code: under the task's fuel and deadline too.
@@ -146,6 +160,27 @@ async fn start(
         .await
         .map_err(|e| Error::Internal(format!("cannot instantiate `{task}`: {e:#}")))?;
     Ok((store, instance))
+}
+
+/// Bytes of the files under the writable directories of `dirs` (symbolic links not followed).
+fn writable_bytes(dirs: &[GrantedDir]) -> u64 {
+    fn under(path: &std::path::Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => under(&entry.path()),
+                Ok(meta) if meta.is_file() => meta.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+    dirs.iter()
+        .filter(|dir| dir.writable)
+        .map(|dir| under(&dir.host))
+        .sum()
 }
 
 impl LiveInstance {

@@ -122,6 +122,8 @@ export interface RunCodeOptions extends OutputCallbacks, Grants {
 
 export interface SessionOptions extends Grants {
   language?: "python" | "javascript";
+  /** What the session's `/workspace` may hold (`"100MB"`; default 1GiB): a write past it fails with ENOSPC. */
+  disk?: string;
 }
 
 export interface FileInfo {

@@ -521,3 +521,79 @@ fn a_sessions_memory_stays_bounded_over_a_thousand_cells() {
     );
     assert!(worker.finish().is_empty());
 }
+
+#[test]
+fn r17_a_sessions_workspace_holds_at_most_its_disk_limit_and_a_reset_counts_what_is_there() {
+    let mut worker = Worker::start(&[]);
+    let hello = worker.ask(&json!({"id": "h", "op": "hello"}));
+    assert_eq!(hello["defaults"]["disk"], "1GiB", "{hello}");
+    // Python: a write past the limit fails whole with ENOSPC, and the cell can catch it.
+    let session = open(
+        &mut worker,
+        "o",
+        json!({"language": "python", "disk": "64KB"}),
+    );
+    let caught = cell(
+        &mut worker,
+        1,
+        &session,
+        "import errno\nopen('a.bin', 'wb').write(b'x' * 40000)\ntry:\n    open('b.bin', 'wb').write(b'y' * 40000)\n    r = 'written'\nexcept OSError as e:\n    r = errno.errorcode[e.errno]\nr",
+    );
+    assert_eq!(value(&caught), "ENOSPC", "{caught}");
+    // Deleting gives the bytes back.
+    let freed = cell(
+        &mut worker,
+        2,
+        &session,
+        "import os\nos.remove('a.bin')\nopen('c.bin', 'wb').write(b'z' * 40000)",
+    );
+    assert_eq!(value(&freed), 40000, "{freed}");
+    // Uncaught, it ends the cell as `disk_limit`; the session lives on.
+    let ended = cell(
+        &mut worker,
+        3,
+        &session,
+        "open('d.bin', 'wb').write(b'w' * 40000)",
+    );
+    assert_eq!(error_type(&ended), "disk_limit", "{ended}");
+    let alive = cell(&mut worker, 4, &session, "1 + 1");
+    assert_eq!(value(&alive), 2, "{alive}");
+    // After a reset the files kept in the workspace still count.
+    let reset = worker.ask(&json!({"id": 5, "op": "session.reset", "session": session}));
+    assert_eq!(reset["reset"], true, "{reset}");
+    let after = cell(
+        &mut worker,
+        6,
+        &session,
+        "open('e.bin', 'wb').write(b'v' * 40000)",
+    );
+    assert_eq!(error_type(&after), "disk_limit", "{after}");
+    // JavaScript: the same refusal, as ENOSPC.
+    let js = open(
+        &mut worker,
+        "j",
+        json!({"language": "javascript", "disk": "64KB"}),
+    );
+    let refused = cell(
+        &mut worker,
+        7,
+        &js,
+        "const fs = await import('node:fs');\nfs.writeFileSync('/workspace/a.bin', 'x'.repeat(40000));\nlet code = 'written';\ntry { fs.writeFileSync('/workspace/b.bin', 'y'.repeat(40000)); } catch (e) { code = e.code; }\ncode",
+    );
+    assert_eq!(value(&refused), "ENOSPC", "{refused}");
+    // `disk` belongs to the session: not per cell, and not without one.
+    let per_cell = worker
+        .ask(&json!({"id": 8, "op": "run_code", "session": session, "code": "1", "disk": "1MB"}));
+    assert_eq!(error_type(&per_cell), "invalid_args", "{per_cell}");
+    let stateless = worker
+        .ask(&json!({"id": 9, "op": "run_code", "language": "python", "code": "1", "disk": "1MB"}));
+    assert_eq!(error_type(&stateless), "invalid_args", "{stateless}");
+    let bad =
+        worker.ask(&json!({"id": 10, "op": "session.open", "language": "python", "disk": "lots"}));
+    assert_eq!(error_type(&bad), "invalid_args", "{bad}");
+    assert!(
+        bad.to_string().contains("disk"),
+        "the error names the field: {bad}"
+    );
+    assert!(worker.finish().is_empty());
+}

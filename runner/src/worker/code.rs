@@ -7,7 +7,7 @@ use super::workspace::{self, Workspace};
 use super::{Answer, Worker};
 use crate::{CallLimits, Envelope, ErrorType, GrantedDir, Language, LiveGrants, OutputListeners};
 use base64::Engine as _;
-use capsule_packager::policy::{Compute, parse_compute, parse_ram, parse_timeout};
+use capsule_packager::policy::{Compute, parse_compute, parse_disk, parse_ram, parse_timeout};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +23,15 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_RAM_BYTES: u64 = 256 * 1000 * 1000;
 pub const MAX_RAM_BYTES: u64 = 2 << 30;
 pub const DEFAULT_COMPUTE: Compute = Compute::Medium;
+/// What a session's workspace may hold: LLM-written code in a loop must not fill the host's disk.
+pub const DEFAULT_DISK_BYTES: u64 = 1 << 30;
 pub const MAX_COMPUTE: Compute = Compute::High;
 
 /// `hello`'s `defaults`.
 pub fn defaults_document() -> Value {
     json!({
         "timeout": "30s", "ram": "256MB", "compute": "MEDIUM", "allow_hosts": [], "env": {},
+        "disk": "1GiB",
         "max": {"timeout": "5m", "ram": "2GiB", "compute": "HIGH"},
     })
 }
@@ -81,6 +84,10 @@ fn resolve(fields: &LimitFields, defaults: CallLimits) -> Result<Resolved, Strin
             ram
         }
     };
+    let disk_bytes = match &fields.disk {
+        None => DEFAULT_DISK_BYTES,
+        Some(value) => parse_disk(value).map_err(|e| format!("invalid `disk`: {e}"))?,
+    };
     let allowed_hosts = match &fields.allow_hosts {
         None => Vec::new(),
         Some(hosts) => capsule_packager::policy::parse_hosts(&json!(hosts))
@@ -112,6 +119,7 @@ fn resolve(fields: &LimitFields, defaults: CallLimits) -> Result<Resolved, Strin
             allowed_hosts,
             env,
             dirs: Vec::new(),
+            disk_bytes: Some(disk_bytes),
         },
     })
 }
@@ -176,6 +184,13 @@ pub async fn run_code(
         Ok(language) => language,
         Err(message) => return invalid(STATELESS_TASK, message),
     };
+    if request.limits.disk.is_some() {
+        return invalid(
+            STATELESS_TASK,
+            "invalid `disk`: it limits a session's workspace, and run_code without a session has none"
+                .into(),
+        );
+    }
     let resolved = match resolve(&request.limits, default_limits()) {
         Ok(resolved) => resolved,
         Err(message) => return invalid(STATELESS_TASK, message),
@@ -252,6 +267,7 @@ async fn session_cell(
         ("ram", fields.ram.is_some()),
         ("allow_hosts", fields.allow_hosts.is_some()),
         ("env", fields.env.is_some()),
+        ("disk", fields.disk.is_some()),
     ] {
         if given {
             return invalid(

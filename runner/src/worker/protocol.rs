@@ -53,11 +53,13 @@ pub struct LimitFields {
     pub allow_hosts: Option<Vec<String>>,
     #[serde(default)]
     pub env: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub disk: Option<Value>,
 }
 
 /// The names of [`LimitFields`] (flattened requests check their fields themselves: serde cannot
 /// deny unknown fields next to a flattened struct).
-const LIMIT_FIELDS: [&str; 5] = ["timeout", "ram", "compute", "allow_hosts", "env"];
+const LIMIT_FIELDS: [&str; 6] = ["timeout", "ram", "compute", "allow_hosts", "env", "disk"];
 
 #[derive(Deserialize)]
 pub struct RunCodeRequest {

@@ -191,12 +191,14 @@ class Capsule {
 
   /**
    * Opens a live interpreter whose state persists across cells, with a `/workspace` reachable
-   * through `session.files`. Options: `language`, `timeout`, `ram`, `compute`, `allowHosts`, `env`.
+   * through `session.files`. Options: `language`, `timeout`, `ram`, `compute`, `allowHosts`, `env`,
+   * `disk` (what the workspace may hold, default 1GiB).
    */
   async createSession(options = {}) {
-    const { language = "python", timeout } = options;
+    const { language = "python", timeout, disk } = options;
     const message = { op: "session.open", language };
     limits(message, options);
+    if (disk !== undefined) message.disk = String(disk);
     const worker = await this.start();
     const answer = await this.op(message, worker);
     return new Session(this, worker, String(answer.session), language, timeout === undefined ? null : toSeconds(timeout));

@@ -173,6 +173,18 @@ test("runCode in both languages", async () => {
   }
 });
 
+test("a session's workspace holds at most its disk limit", async () => {
+  const capsule = new Capsule();
+  try {
+    const session = await capsule.createSession({ language: "javascript", disk: "64KB" });
+    const cell = await session.runCode("const fs = await import('node:fs');\nfs.writeFileSync('/workspace/a.bin', 'x'.repeat(40000));\nlet code = 'written';\ntry { fs.writeFileSync('/workspace/b.bin', 'y'.repeat(40000)); } catch (e) { code = e.code; }\ncode");
+    assert.equal(cell.result, "ENOSPC", JSON.stringify(cell.error));
+    assert.equal((await session.runCode("fs.writeFileSync('/workspace/c.bin', 'z'.repeat(40000))")).error.errorType, "disk_limit");
+  } finally {
+    await capsule.close();
+  }
+});
+
 test("a session with files", async () => {
   const capsule = new Capsule();
   try {

@@ -10,7 +10,7 @@ export async function example(): Promise<number> {
   const again: Envelope = await runnerRun({ file: "./sandbox.ts" });
   const capsule = new Capsule({ maxInFlight: 8, grace: 2 });
   const cell: Result = await capsule.runCode("1 + 1", { language: "python", timeout: "5s", onStdout: (t: string) => void t });
-  const session = await capsule.createSession({ language: "javascript", ram: "128MB" });
+  const session = await capsule.createSession({ language: "javascript", ram: "128MB", disk: "100MB" });
   await session.files.write("a.txt", "x");
   const bytes: Buffer = await session.files.read("a.txt");
   await session.close();

@@ -263,6 +263,16 @@ def test_session_keeps_state_and_files():
         assert session.files.read_text("data/in.csv").startswith("a,b")
 
 
+def test_session_workspace_holds_at_most_its_disk_limit():
+    with Capsule() as client, client.session("python", disk="64KB") as session:
+        cell = session.run_code(
+            "import errno\nopen('a.bin', 'wb').write(b'x' * 40000)\n"
+            "try:\n    open('b.bin', 'wb').write(b'y' * 40000)\n    r = 'written'\n"
+            "except OSError as e:\n    r = errno.errorcode[e.errno]\nr")
+        assert cell.result == "ENOSPC", cell
+        assert session.run_code("open('c.bin', 'wb').write(b'z' * 40000)").error.error_type == "disk_limit"
+
+
 def test_session_file_ops_wait_for_the_running_cell():
     async def main():
         async with AsyncCapsule() as client, client.session("python") as session:

@@ -227,11 +227,15 @@ class AsyncCapsule:
         compute: Optional[Union[str, int]] = None,
         allow_hosts: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
+        disk: Optional[str] = None,
     ) -> SessionOpener:
         """Opens a live interpreter whose state persists across cells, with a `/workspace`
-        directory reachable through `session.files`. `await` it, or use `async with`."""
+        directory reachable through `session.files` and holding at most `disk` (default 1GiB).
+        `await` it, or use `async with`."""
         message: Dict[str, Any] = {"op": "session.open", "language": language}
         limits(message, timeout=timeout, ram=ram, compute=compute, allow_hosts=allow_hosts, env=env)
+        if disk is not None:
+            message["disk"] = str(disk)
         default = to_seconds(timeout) if timeout is not None else None
         return SessionOpener(self, message, default)
 
