@@ -52,12 +52,15 @@ printf '%-34s %10s %12s %8s\n' "" capsule capsule-run ratio
 printf '%-34s %10s %12s %8s\n' "warm exec hello.py" "$a" "$b" "$(ratio "$a" "$b")"
 
 echo "== 2. first exec of a never-seen bundle (ms, median of 3) =="
-hyperfine -N --runs 3 --prepare "rm -rf $work/cold" --export-json "$work/a.json" \
+# Each first exec starts with nothing waiting to be written back: the builds just before (ours and
+# capsule-run's) leave hundreds of MB of dirty pages, and on this VM's disk their writeback made
+# the same exec take 0.2 s or 1 s depending on timing. Both tools get the same `sync`.
+hyperfine -N --runs 3 --prepare "bash -c 'rm -rf $work/cold && sync'" --export-json "$work/a.json" \
   "env CAPSULE_CACHE_DIR=$work/cold $ours exec $work/ours/hello.capsule --trust $work/ci.key.pub -- Ada" >/dev/null 2>&1
 # capsule-run: the exported .wasm moved to a fresh directory has no compiled cache.
 times=()
 for i in 1 2 3; do
-  rm -rf "$work/fresh" && mkdir "$work/fresh" && cp "$work/theirs/hello.wasm" "$work/fresh/"
+  rm -rf "$work/fresh" && mkdir "$work/fresh" && cp "$work/theirs/hello.wasm" "$work/fresh/" && sync
   start=$(date +%s%N); (cd "$work/fresh" && T "$theirs" exec hello.wasm Ada >/dev/null 2>&1); times+=($(( ($(date +%s%N) - start) / 1000000 )))
 done
 a=$(p50 "$work/a.json"); b=$(median "${times[@]}")
@@ -67,7 +70,7 @@ printf '%-34s %10s %12s %8s\n' "first exec hello.py (empty caches)" "$a" "$b" "$
 times=()
 for i in 1 2 3; do
   cp "$work/ours/hello.py" "$work/ours/seen.py" && echo "# edit $i" >>"$work/ours/seen.py"
-  "$ours" build "$work/ours/seen.py" -o "$work/ours/seen-$i.capsule" --sign "$work/ci.key" >/dev/null 2>&1
+  "$ours" build "$work/ours/seen.py" -o "$work/ours/seen-$i.capsule" --sign "$work/ci.key" >/dev/null 2>&1 && sync
   start=$(date +%s%N); "$ours" exec "$work/ours/seen-$i.capsule" --trust "$work/ci.key.pub" -- Ada >/dev/null; times+=($(( ($(date +%s%N) - start) / 1000000 )))
 done
 printf '%-34s %10s %12s %8s\n' "first exec, guest layers stored" "$(median "${times[@]}")" "-" "-"
