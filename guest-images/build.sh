@@ -214,7 +214,7 @@ build_http_client() { # -> sets HTTP_LIB to the static library the CPython guest
 build_python() {
   local key dest
   key=$(hash_inputs "$HERE/build.sh" "$LOCK" "$HERE/python/guest.c" "$HERE/python/wasi-compat.c" \
-        "$HERE"/python/capsule/*.py $(http_client_inputs))
+        "$HERE/python/pack_stdlib.py" "$HERE"/python/capsule/*.py $(http_client_inputs))
   dest=$OUT/python-$key
   if [ -f "$dest/info.json" ]; then
     log "python: cache hit ($dest)"
@@ -251,9 +251,11 @@ build_python() {
   cp "$b/$(cat "$b/pybuilddir.txt")"/_sysconfigdata_*.py "$lib/"
   cp -r "$HERE/python/capsule" "$lib/capsule"
   rm -rf "$lib/capsule/__pycache__"
-  # unchecked-hash pycs do not embed mtimes, so the layer is reproducible.
-  "$BUILD_PYTHON" -m compileall -q -j0 --invalidation-mode unchecked-hash "$lib" >/dev/null
-  deterministic_tar_zst "$lib" "$work/stdlib.tar.zst"
+  # The layer holds one file, stdlib.zip (guest.c puts it on sys.path; see pack_stdlib.py).
+  mkdir -p "$work/stdlib-layer"
+  "$BUILD_PYTHON" "$HERE/python/pack_stdlib.py" "$lib" "$work/stdlib-layer/stdlib.zip" \
+    /usr/local/lib/python3.11/stdlib.zip || die "packing the stdlib failed"
+  deterministic_tar_zst "$work/stdlib-layer" "$work/stdlib.tar.zst"
 
   mkdir -p "$dest.tmp"
   mv "$work/guest.wasm" "$work/stdlib.tar.zst" "$dest.tmp/"

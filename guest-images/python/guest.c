@@ -20,7 +20,8 @@
 extern void __wasilibc_reset_preopens(void);
 extern void __wasilibc_deinitialize_environ(void);
 
-#define STDLIB_DIR L"/usr/local/lib/python3.11"
+/* The stdlib layer's one file (guest-images/python/pack_stdlib.py), imported with zipimport. */
+#define STDLIB_ZIP L"/usr/local/lib/python3.11/stdlib.zip"
 
 /* ---- reproducible snapshots ------------------------------------------------------------------
  * During init the interpreter stats and lists the stdlib layer. The host reports inode, device,
@@ -227,7 +228,7 @@ static void start_interpreter(void) {
     st = PyConfig_SetString(&config, &config.program_name, L"python3");
     if (PyStatus_Exception(st)) goto fail;
     config.module_search_paths_set = 1;
-    st = PyWideStringList_Append(&config.module_search_paths, STDLIB_DIR);
+    st = PyWideStringList_Append(&config.module_search_paths, STDLIB_ZIP);
     if (PyStatus_Exception(st)) goto fail;
     st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
