@@ -157,6 +157,25 @@ fn wait_finished(nats: &NatsServer, queue: &str, n: u64, limit: Duration) -> Val
     }
 }
 
+/// [`wait_finished`], then up to `settle` for `running` to drop to 0: a worker publishes a job's
+/// result before it acknowledges the job (so that a crash between the two loses nothing), and
+/// for that moment the job counts as both finished and running.
+fn wait_settled(
+    nats: &NatsServer,
+    queue: &str,
+    n: u64,
+    limit: Duration,
+    settle: Duration,
+) -> Value {
+    let mut counts = wait_finished(nats, queue, n, limit);
+    let started = Instant::now();
+    while counts["running"] != 0 && started.elapsed() < settle {
+        std::thread::sleep(Duration::from_millis(200));
+        counts = self::counts(nats, queue);
+    }
+    counts
+}
+
 /// Submits jobs `range` of `queue_job` with ids `job-<i>` from a few threads.
 fn submit_many(nats: &NatsServer, queue: &str, range: std::ops::Range<usize>, sleep_ms: u64) {
     let reference = reference("queue_job");
@@ -225,15 +244,16 @@ fn two_hundred_jobs_over_two_workers_one_killed_three_times() {
         victim.kill();
         victim = QueueWorker::start(&nats, queue, &format!("victim-{kill}"));
     }
-    let mut counts = wait_finished(&nats, queue, 200, Duration::from_secs(60));
     // A killed worker's jobs are delivered again once their ack wait (2 s) runs out, and may still
     // be in a worker's hands (seen as `running`) when the last result is in: it finds the result
     // there and acknowledges them. Give those redeliveries their ack wait and more.
-    let settle = Instant::now();
-    while counts["running"] != 0 && settle.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(200));
-        counts = self::counts(&nats, queue);
-    }
+    let counts = wait_settled(
+        &nats,
+        queue,
+        200,
+        Duration::from_secs(60),
+        Duration::from_secs(20),
+    );
     assert_eq!(
         counts,
         json!({"queued": 0, "running": 0, "done": 200, "failed": 0, "lost": 0})
@@ -384,7 +404,13 @@ fn a_job_whose_last_delivery_dies_is_lost_once() {
     // The survivor hears the server's max-deliveries advisory and stores `lost`.
     // (Without --ack-wait/--max-deliver: it keeps the queue's consumer as it is.)
     let _second = QueueWorker::start_with(&nats, queue, "second", &[]);
-    let counts = wait_finished(&nats, queue, 1, Duration::from_secs(30));
+    let counts = wait_settled(
+        &nats,
+        queue,
+        1,
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+    );
     assert_eq!(
         counts,
         json!({"queued": 0, "running": 0, "done": 0, "failed": 0, "lost": 1})
@@ -413,7 +439,13 @@ fn jobs_counts_queued_then_done_and_failed() {
         json!({"queued": 4, "running": 0, "done": 0, "failed": 0, "lost": 0})
     );
     let _worker = QueueWorker::start(&nats, queue, "w");
-    let counts = wait_finished(&nats, queue, 4, Duration::from_secs(60));
+    let counts = wait_settled(
+        &nats,
+        queue,
+        4,
+        Duration::from_secs(60),
+        Duration::from_secs(10),
+    );
     assert_eq!(
         counts,
         json!({"queued": 0, "running": 0, "done": 3, "failed": 1, "lost": 0})
