@@ -794,7 +794,6 @@ impl BundleReader {
     /// one `tar --zstd` wrote): read it with [`BundleReader::read_unverified`].
     pub fn index<'a>(&self, bytes: &'a [u8]) -> Result<Option<FramedBundle<'a>>, Error> {
         let bad = |m: String| Error::Malformed(m);
-        let span = entry_span;
         let mut offset = 0usize;
         let mut manifest: Option<(Vec<u8>, Manifest)> = None;
         let mut signature = None;
@@ -843,7 +842,7 @@ impl BundleReader {
             // A frame holds one entry, or it is the code frame: the manifest's code blobs, in
             // order, at the sizes it lists.
             let mut members = vec![(name.clone(), kind, declared)];
-            if content != span(declared) {
+            if content != entry_span(declared) {
                 let Some((_, parsed)) = &manifest else {
                     return Ok(None);
                 };
@@ -854,7 +853,7 @@ impl BundleReader {
                     .first()
                     .map(|(digest, size)| (digest.entry_name(), *size));
                 if first != Some((name.clone(), declared))
-                    || content != code.iter().map(|(_, size)| span(*size)).sum::<u64>()
+                    || content != code.iter().map(|(_, size)| entry_span(*size)).sum::<u64>()
                 {
                     return Ok(None);
                 }

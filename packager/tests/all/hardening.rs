@@ -197,22 +197,7 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
     entries.last_mut().expect("a blob").1[0] ^= 1;
     let mut framed_bytes = Vec::new();
     for (name, data) in &entries {
-        let mut header = tar::Header::new_ustar();
-        header.set_path(name).expect("path");
-        header.set_size(data.len() as u64);
-        header.set_mode(0o444);
-        header.set_entry_type(EntryType::Regular);
-        header.set_cksum();
-        let mut entry = header.as_bytes().to_vec();
-        entry.extend_from_slice(data);
-        entry.resize(512 + data.len().next_multiple_of(512), 0);
-        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
-        encoder.include_contentsize(true).expect("zstd");
-        encoder
-            .set_pledged_src_size(Some(entry.len() as u64))
-            .expect("zstd");
-        std::io::Write::write_all(&mut encoder, &entry).expect("compress");
-        framed_bytes.extend(encoder.finish().expect("finish"));
+        framed_bytes.extend(zstd_frame(&tar_entry(name, data)));
     }
     framed_bytes.extend(zstd::bulk::compress(&[0u8; 1024], 3).expect("end"));
     let damaged = reader
@@ -268,39 +253,18 @@ fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read
     // and the .cwasm before it is still sound.
     let cwasm = manifest.targets[0].cwasm;
     let component = manifest.component;
-    let entry = |name: &str, data: &[u8]| {
-        let mut header = tar::Header::new_ustar();
-        header.set_path(name).expect("path");
-        header.set_size(data.len() as u64);
-        header.set_mode(0o444);
-        header.set_entry_type(EntryType::Regular);
-        header.set_cksum();
-        let mut entry = header.as_bytes().to_vec();
-        entry.extend_from_slice(data);
-        entry.resize(512 + data.len().next_multiple_of(512), 0);
-        entry
-    };
-    let frame = |content: &[u8]| {
-        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
-        encoder.include_contentsize(true).expect("zstd");
-        encoder
-            .set_pledged_src_size(Some(content.len() as u64))
-            .expect("zstd");
-        std::io::Write::write_all(&mut encoder, content).expect("compress");
-        encoder.finish().expect("finish")
-    };
-    let mut forged = frame(&entry("manifest.json", &manifest.to_bytes()));
-    let mut code = entry(&cwasm.entry_name(), &blobs[&cwasm]);
+    let mut forged = zstd_frame(&tar_entry("manifest.json", &manifest.to_bytes()));
+    let mut code = tar_entry(&cwasm.entry_name(), &blobs[&cwasm]);
     let renamed = capsule_packager::Digest::of(b"another blob");
-    code.extend(entry(&renamed.entry_name(), &blobs[&component]));
-    forged.extend(frame(&code));
+    code.extend(tar_entry(&renamed.entry_name(), &blobs[&component]));
+    forged.extend(zstd_frame(&code));
     for (digest, data) in blobs
         .iter()
         .filter(|(d, _)| **d != cwasm && **d != component)
     {
-        forged.extend(frame(&entry(&digest.entry_name(), data)));
+        forged.extend(zstd_frame(&tar_entry(&digest.entry_name(), data)));
     }
-    forged.extend(frame(&[0u8; 1024]));
+    forged.extend(zstd_frame(&[0u8; 1024]));
     let framed = reader
         .index(&forged)
         .expect("structure intact")
@@ -342,4 +306,29 @@ fn the_code_frame_is_indexed_from_the_manifest_and_each_header_checked_when_read
     );
     // The full path sees the stray entry too.
     assert!(reader.read_bytes(&forged).is_err());
+}
+
+/// One ustar entry as the bundle writer lays it out: header, `data`, padding to a whole block.
+fn tar_entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).expect("path");
+    header.set_size(data.len() as u64);
+    header.set_mode(0o444);
+    header.set_entry_type(EntryType::Regular);
+    header.set_cksum();
+    let mut entry = header.as_bytes().to_vec();
+    entry.extend_from_slice(data);
+    entry.resize(512 + data.len().next_multiple_of(512), 0);
+    entry
+}
+
+/// `content` as one zstd frame that records its size.
+fn zstd_frame(content: &[u8]) -> Vec<u8> {
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+    encoder.include_contentsize(true).expect("zstd");
+    encoder
+        .set_pledged_src_size(Some(content.len() as u64))
+        .expect("zstd");
+    std::io::Write::write_all(&mut encoder, content).expect("compress");
+    encoder.finish().expect("finish")
 }
