@@ -143,15 +143,12 @@ impl HasData for CountedFilesystem {
     type Data<'a> = DiskView<'a>;
 }
 
-/// Links the counting `wasi:filesystem/types` over the one `wasmtime_wasi::p2` linked.
+/// Links `wasi:filesystem/types` with writes counted against the call's `disk` budget.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> DiskView<'_>,
 ) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let linked = types::add_to_linker::<T, CountedFilesystem>(linker, view);
-    linker.allow_shadowing(false);
-    linked
+    types::add_to_linker::<T, CountedFilesystem>(linker, view)
 }
 
 fn no_space() -> FsError {
