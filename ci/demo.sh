@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash guest-images/build.sh
-cargo build --release --locked
+bash ci/build_capsule.sh
 capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 CAPSULE_BIN=$capsule bash guest-images/build.sh prime
 out=target/demo

@@ -8,8 +8,9 @@ bash guest-images/build.sh
 # The OCI registry and NATS server the distribution tests start (on loopback, by pid).
 bash ci/services.sh
 
-# The minimal runner, built on its own so that no other crate's wasmtime features leak into it.
-cargo build --release --locked -p capsule-runner --bin capsule-runner
+# `capsule` (the lean front), `capsule-runner` and `capsule-full`: the runner package's binaries
+# built on their own so that no other crate's wasmtime features leak into them.
+bash ci/build_capsule.sh
 compilers=$(cargo tree --locked -e normal -p capsule-runner --prefix none \
   | grep -E '^(cranelift-codegen|cranelift-frontend|wasmtime-internal-cranelift|wasmtime-internal-winch|winch-codegen) ' || true)
 if [ -n "$compilers" ]; then

@@ -302,7 +302,7 @@ build_quickjs() {
 # that a user's first build compiles only what differs from the guest. Needs a built `capsule`.
 prime() {
   local capsule=${CAPSULE_BIN:-$HERE/../target/release/capsule} work
-  [ -x "$capsule" ] || die "prime needs a built capsule (cargo build --release), or CAPSULE_BIN"
+  [ -x "$capsule" ] || die "prime needs a built capsule (bash ci/build_capsule.sh), or CAPSULE_BIN"
   work=$(mktemp -d)
   for task in "$HERE"/../ci/bench/tasks/trivial.py "$HERE"/../ci/bench/tasks/trivial.js; do
     "$capsule" build "$task" -o "$work/primed.capsule" --force >/dev/null 2>&1 || { rm -rf "$work"; die "priming with $task failed"; }

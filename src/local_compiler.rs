@@ -27,3 +27,22 @@ pub fn host_compiler() -> anyhow::Result<Arc<dyn LocalCompiler>> {
     let dir = capsule_runner::cli::args::cache_dir()?.join(capsule_runner::gc::COMPILER_DIR);
     Ok(Arc::new(HostCompiler { dir }))
 }
+
+/// `capsule-full precompile-for-host`: the component on stdin, its `.cwasm` for this host on stdout.
+pub fn precompile_stdin_to_stdout() -> anyhow::Result<u8> {
+    use anyhow::Context;
+    use std::io::{Read, Write};
+    let mut component = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut component)
+        .context("cannot read the component from stdin")?;
+    let cwasm = host_compiler()?
+        .precompile(&component)
+        .map_err(anyhow::Error::msg)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&cwasm)
+        .and_then(|()| stdout.flush())
+        .context("cannot write the compiled code to stdout")?;
+    Ok(0)
+}

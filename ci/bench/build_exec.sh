@@ -11,9 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs=${1:-30}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet -p capsule-runner --bin capsule-runner
+bash ci/build_capsule.sh --quiet
 cp "${CARGO_TARGET_DIR:-target}/release/capsule-runner" "${CARGO_TARGET_DIR:-target}/release/capsule-runner.minimal"
-cargo build --release --locked --quiet --bin capsule
 capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 runner=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule-runner.minimal")
 work=$(mktemp -d)

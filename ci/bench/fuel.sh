@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 calls=${1:-500}
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 target=${CARGO_TARGET_DIR:-target}
 capsule=$(realpath "$target/release/capsule")
 work=$(mktemp -d)

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs=${1:-30}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 calls=${1:-200}
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 target=${CARGO_TARGET_DIR:-target}
 capsule=$(realpath "$target/release/capsule")
 venv=${CAPSULE_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/capsule-bench/mcp-venv}

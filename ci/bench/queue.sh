@@ -14,7 +14,7 @@ jobs=${1:-1000}
 runs=${2:-50}
 bash ci/services.sh
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 target=${CARGO_TARGET_DIR:-target}
 capsule=$(realpath "$target/release/capsule")
 work=$(mktemp -d)

@@ -11,7 +11,7 @@ runs=${1:-20}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 bash ci/services.sh
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 capsule=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

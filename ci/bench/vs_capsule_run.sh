@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs=${1:-20}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 ours=$(realpath "${CARGO_TARGET_DIR:-target}/release/capsule")
 venv=${CAPSULE_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/capsule-bench}/capsule-run-0.8.10
 [ -x "$venv/bin/capsule" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet 'capsule-run==0.8.10'; }

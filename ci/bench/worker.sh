@@ -13,7 +13,7 @@ calls=${1:-1000}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs >/dev/null; }
 bash guest-images/build.sh >/dev/null
-cargo build --release --locked --quiet --bin capsule
+bash ci/build_capsule.sh --quiet
 target=${CARGO_TARGET_DIR:-target}
 capsule=$(realpath "$target/release/capsule")
 work=$(mktemp -d)

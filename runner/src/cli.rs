@@ -1,9 +1,10 @@
-//! The command-line front end of running, shared by `capsule exec` and the minimal
-//! `capsule-runner` binary so that both behave exactly alike: the same flags, trust rules,
-//! envelope and exit codes.
+//! The command-line front end of running, shared by `capsule exec` (the lean `capsule` front,
+//! src/bin/capsule.rs), `capsule-full` and the minimal `capsule-runner`, so that all behave
+//! exactly alike: the same flags, trust rules, envelope and exit codes.
 
 pub mod args;
 pub(crate) mod exec;
+pub mod full_capsule;
 pub mod report;
 mod worker;
 mod worker_pool;

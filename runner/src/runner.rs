@@ -200,6 +200,13 @@ impl Runner {
     }
 
     fn with_config(store_dir: PathBuf, config: wasmtime::Config) -> Result<Self, Error> {
+        // Precompiled code only; a bundle without any for this host goes to the LocalCompiler.
+        #[cfg(feature = "host-compiler")]
+        let config = {
+            let mut config = config;
+            config.enable_compiler(false);
+            config
+        };
         let engine = Engine::new(&config)
             .map_err(|e| Error::Internal(format!("cannot create the engine: {e:#}")))?;
         Ok(Runner {

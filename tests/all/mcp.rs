@@ -81,7 +81,7 @@ fn play(steps: &Value, transport: &[String]) -> Value {
 fn stdio(extra: &[&str]) -> Vec<String> {
     let mut transport = vec![
         "stdio".to_string(),
-        env!("CARGO_BIN_EXE_capsule").to_string(),
+        crate::support::capsule_path().display().to_string(),
         "mcp".to_string(),
     ];
     transport.extend(extra.iter().map(|s| s.to_string()));

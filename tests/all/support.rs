@@ -27,9 +27,27 @@ pub fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A binary of the runner package, built beside `capsule-full` (ci/test.sh builds them on their
+/// own, so that no code generator is linked into them).
+pub fn runner_binary(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_capsule-full")).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p capsule-runner`",
+        path.display()
+    );
+    path
+}
+
+/// The `capsule` users type: the lean front, which runs `exec` and hands the rest to
+/// `capsule-full`.
+pub fn capsule_path() -> PathBuf {
+    runner_binary("capsule")
+}
+
 /// `capsule` with its own cache, no color, and a clean environment for the probe variable.
 pub fn capsule() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_capsule"));
+    let mut command = Command::new(capsule_path());
     command
         .env("CAPSULE_CACHE_DIR", cache_dir())
         // The shared test cache outgrows the 2 GiB default; evicting its compiler caches between

@@ -1,18 +1,11 @@
 //! Issue 6: the minimal `capsule-runner`, and bundles without code for this host.
 
 use crate::support::{assert_success, bundle, capsule, envelope, example, fixture, test_key};
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The minimal runner, built beside `capsule` (ci/test.sh builds it on its own, without Cranelift).
+/// The minimal runner (ci/test.sh builds it on its own, without Cranelift).
 fn capsule_runner() -> Command {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_capsule")).with_file_name("capsule-runner");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release -p capsule-runner`",
-        path.display()
-    );
-    let mut command = Command::new(path);
+    let mut command = Command::new(crate::support::runner_binary("capsule-runner"));
     command.env("CAPSULE_CACHE_DIR", crate::support::cache_dir());
     command
 }
@@ -89,4 +82,51 @@ fn a_bundle_without_code_for_this_host_is_compiled_by_capsule_and_refused_by_the
         );
         assert_eq!(envelope(&output)["result"]["greeting"], "Hello, Ada!");
     }
+}
+
+/// Issue 17: `capsule` is a lean front that runs `exec` itself (no compiler linked in, so it starts
+/// faster) and hands every other command, unchanged, to `capsule-full` beside it. Without
+/// `capsule-full`, `exec` still runs and the other commands say what is missing.
+#[test]
+fn the_lean_capsule_runs_exec_itself_and_hands_every_other_command_to_capsule_full() {
+    let output = capsule().arg("--version").output().expect("spawn");
+    assert_success(&output, "capsule --version");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("capsule "));
+    let output = capsule().args(["build", "--help"]).output().expect("spawn");
+    assert_success(&output, "capsule build --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("Usage: capsule build"), "{help}");
+    let output = capsule().args(["exec", "--help"]).output().expect("spawn");
+    assert_success(&output, "capsule exec --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("Usage: capsule exec") && help.contains("--trust"),
+        "{help}"
+    );
+
+    let alone = tempfile::tempdir().expect("tempdir");
+    let lean = alone.path().join("capsule");
+    std::fs::copy(crate::support::capsule_path(), &lean).expect("copy capsule");
+    let bundle = bundle(&fixture("echo.js"));
+    let output = Command::new(&lean)
+        .env("CAPSULE_CACHE_DIR", crate::support::cache_dir())
+        .arg("exec")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&test_key().1)
+        .args(["--json", "--", "7"])
+        .output()
+        .expect("spawn");
+    assert_success(&output, "capsule exec without capsule-full");
+    assert_eq!(envelope(&output)["result"]["args"], serde_json::json!([7]));
+    let output = Command::new(&lean)
+        .args(["build", "task.py"])
+        .output()
+        .expect("spawn");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("capsule-full") && stderr.contains("installed beside `capsule`"),
+        "{stderr}"
+    );
 }

@@ -1,5 +1,8 @@
-//! `capsule`: build Python/JavaScript tasks into signed, content-addressed Wasm bundles and run them
-//! under hard limits. `main` only parses, dispatches and turns the outcome into an exit code.
+//! `capsule-full`: the whole `capsule` CLI, with the compiler (Cranelift, Wizer, the guest images,
+//! the TypeScript transpiler), the MCP server and the worker. Users type `capsule`: that lean
+//! front (runner/src/bin/capsule.rs) runs `exec` itself and hands every other command to this
+//! binary, installed beside it. `main` only parses, dispatches and turns the outcome into an exit
+//! code.
 
 mod commands;
 mod config;
@@ -29,6 +32,10 @@ enum Cli {
     Submit(commands::SubmitCommand),
     Jobs(commands::JobsCommand),
     Results(commands::ResultsCommand),
+    /// Compile a portable component read from stdin for this host, `.cwasm` on stdout (how the
+    /// lean `capsule exec` runs a bundle that has no code for this host).
+    #[command(hide = true)]
+    PrecompileForHost,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,7 @@ fn main() -> ExitCode {
         Cli::Submit(c) => c.execute(),
         Cli::Jobs(c) => c.execute(),
         Cli::Results(c) => c.execute(),
+        Cli::PrecompileForHost => local_compiler::precompile_stdin_to_stdout(),
     };
     if bounds_caches {
         capsule_runner::cli::bound_caches();
