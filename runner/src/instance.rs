@@ -489,6 +489,7 @@ pub async fn attempt(
     let deadline = scope.deadline;
     let trace = scope.core.trace.clone();
     let depth = scope.depth;
+    let left_to_the_kernel = depth == 0 && scope.core.ends_with_process;
     let failed = |error| AttemptOutcome {
         result: Err(error),
         fuel_consumed: 0,
@@ -518,12 +519,17 @@ pub async fn attempt(
     };
     let end = deadline::UntilDeadline::new(run, deadline).await;
     let result = finish_call(&store, end, task, policy);
-    AttemptOutcome {
+    let outcome = AttemptOutcome {
         result,
         fuel_consumed: fuel_used(&store, fuel),
         peak_memory_bytes: store.data().limiter.peak as u64,
         output: output.contents(),
+    };
+    if left_to_the_kernel {
+        // Retries are few (`max_retries`), so at most that many instances wait for the exit.
+        std::mem::forget(store);
     }
+    outcome
 }
 
 fn classify_trap(error: &wasmtime::Error, task: &str, policy: &Policy) -> ErrorInfo {

@@ -108,13 +108,14 @@ const HEAD_BYTES: u64 = 64 << 10;
 #[cfg(unix)]
 fn head_hash(path: &Path) -> Option<String> {
     use std::io::Read;
-    let mut head = Vec::new();
-    fs::File::open(path)
-        .ok()?
-        .take(HEAD_BYTES)
-        .read_to_end(&mut head)
-        .ok()?;
-    Some(blake3::hash(&head).to_hex().to_string())
+    // Streamed through a stack buffer: no heap to grow and fault in on every exec.
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(
+        &mut fs::File::open(path).ok()?.take(HEAD_BYTES),
+        &mut hasher,
+    )
+    .ok()?;
+    Some(hasher.finalize().to_hex().to_string())
 }
 
 /// How long a file must have been left alone before its identity stands for its bytes.

@@ -83,7 +83,9 @@ pub fn exec_bundle(
     let narrow = task.narrowing().map_err(usage)?;
     let started = std::time::Instant::now();
     let trace = output.trace();
-    let mut runner = Runner::new(cache_dir()?.join("store"))?.with_trace(trace.clone());
+    let mut runner = Runner::new(cache_dir()?.join("store"))?
+        .with_trace(trace.clone())
+        .ending_the_process();
     trace.stage("engine", started.elapsed(), || "created".into());
     if let Some(compiler) = &how.compiler {
         runner = runner.with_local_compiler(compiler.clone());
