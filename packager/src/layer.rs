@@ -5,12 +5,19 @@
 //! the same fixed timestamp (the epoch): guests cache directory timestamps (CPython's import
 //! system does), and a snapshot must not depend on when a layer happened to be unpacked. The directory is only renamed
 //! into place once complete, so a crashed unpack is never mistaken for a good one.
+//!
+//! Nothing is fsynced (a Python bundle's first exec would wait for the disk): an unpacked layer is
+//! trusted within the boot that unpacked it (see [`crate::boot`]). After a reboot it is moved aside
+//! and unpacked again, once, from the bundle at hand, so a machine crash right after an unpack
+//! never leaves a truncated file in a layer every later task reads.
 
+use crate::boot::{boot_time, changed_after};
 use crate::lease::Lease;
 use crate::{Digest, Error};
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 /// Where layers are unpacked. (Renamed when the unpacked form changes, so old unpackings are not
 /// reused: v2 fixed every timestamp.)
@@ -33,11 +40,25 @@ pub fn materialize_leased(
     digest: &Digest,
     blob: &[u8],
 ) -> Result<(PathBuf, Lease), Error> {
+    materialize_as_of(store, digest, blob, boot_time())
+}
+
+/// [`materialize_leased`] with this boot's start given (`None`: unknown, every layer trusted).
+fn materialize_as_of(
+    store: &Path,
+    digest: &Digest,
+    blob: &[u8],
+    boot: Option<SystemTime>,
+) -> Result<(PathBuf, Lease), Error> {
     let dir = store.join(LAYERS_DIR).join(digest.hex());
-    if let Some(lease) = Lease::entry(&dir) {
-        return Ok((dir, lease));
-    }
     let parent = store.join(LAYERS_DIR);
+    if let Some(lease) = Lease::entry(&dir) {
+        if unpacked_since(&dir, boot) {
+            return Ok((dir, lease));
+        }
+        drop(lease);
+        retire(&parent, &dir, digest)?;
+    }
     fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
     let staging = parent.join(format!(
         ".{}.{}",
@@ -57,7 +78,7 @@ pub fn materialize_leased(
             Ok((dir, lease))
         }
         // Another process finished first: its copy is equally good.
-        Err(_) if dir.is_dir() => {
+        Err(_) if dir.is_dir() && unpacked_since(&dir, boot) => {
             let _ = fs::remove_dir_all(&staging);
             let lease = Lease::entry(&dir).ok_or_else(|| {
                 Error::Malformed(format!("layer `{}` vanished while unpacked", dir.display()))
@@ -71,9 +92,41 @@ pub fn materialize_leased(
 /// Returns the directory holding layer `digest` if the store has it, leased (see
 /// [`materialize_leased`]).
 pub fn lookup_leased(store: &Path, digest: &Digest) -> Option<(PathBuf, Lease)> {
+    lookup_as_of(store, digest, boot_time())
+}
+
+fn lookup_as_of(
+    store: &Path,
+    digest: &Digest,
+    boot: Option<SystemTime>,
+) -> Option<(PathBuf, Lease)> {
     let dir = store.join(LAYERS_DIR).join(digest.hex());
     let lease = Lease::entry(&dir)?;
-    Some((dir, lease))
+    unpacked_since(&dir, boot).then_some((dir, lease))
+}
+
+/// Whether the unpacked layer `dir` was renamed into place after `boot` (its ctime: nothing
+/// changes a layer's status afterwards).
+fn unpacked_since(dir: &Path, boot: Option<SystemTime>) -> bool {
+    match boot {
+        Some(boot) => fs::metadata(dir).is_ok_and(|meta| changed_after(&meta, boot)),
+        None => true,
+    }
+}
+
+/// Moves the layer `dir`, unpacked before this boot, out of the way and removes it. Another
+/// process may have done so first; a collector skips dot names.
+fn retire(parent: &Path, dir: &Path, digest: &Digest) -> Result<(), Error> {
+    let stale = parent.join(format!(
+        ".{}.stale.{}",
+        digest.hex(),
+        crate::staging::unique_suffix()
+    ));
+    match fs::rename(dir, &stale) {
+        Ok(()) => fs::remove_dir_all(&stale).map_err(|e| Error::io("remove", &stale, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("move aside", dir, e)),
+    }
 }
 
 /// Packs `files` (`/`-separated relative names and contents) into a layer blob: a tar with fixed
@@ -174,4 +227,52 @@ fn set_epoch_mtime(path: &Path) -> Result<(), Error> {
     fs::File::open(path)
         .and_then(|f| f.set_modified(std::time::UNIX_EPOCH))
         .map_err(|e| Error::io("set the timestamp of", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_layer_unpacked_before_this_boot_is_unpacked_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let store = tempfile::tempdir().expect("tempdir");
+        let blob = pack([("lib/os.py", b"import sys\n".as_slice())], 3).expect("pack");
+        let digest = Digest::of(&blob);
+        let long_ago = Some(SystemTime::now() - Duration::from_secs(3600));
+        let (dir, lease) =
+            materialize_as_of(store.path(), &digest, &blob, long_ago).expect("materialize");
+        drop(lease);
+        assert!(lookup_as_of(store.path(), &digest, long_ago).is_some());
+
+        // As a machine crash right after the unpack could leave it: the data never reached disk.
+        let file = dir.join("lib/os.py");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
+        fs::write(&file, b"").expect("truncate");
+        let rebooted = Some(SystemTime::now() + Duration::from_secs(3600));
+        assert!(
+            lookup_as_of(store.path(), &digest, rebooted).is_none(),
+            "unpacked before the boot: not trusted"
+        );
+        let (again, _lease) =
+            materialize_as_of(store.path(), &digest, &blob, rebooted).expect("materialize");
+        assert_eq!(again, dir);
+        assert_eq!(
+            fs::read(again.join("lib/os.py")).expect("read"),
+            b"import sys\n"
+        );
+        let mut left: Vec<_> = fs::read_dir(store.path().join(LAYERS_DIR))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|name| name != ".used")
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from(digest.hex())],
+            "nothing stale left"
+        );
+    }
 }

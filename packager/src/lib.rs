@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod boot;
 mod digest;
 pub mod engine;
 mod error;

@@ -31,6 +31,7 @@
 
 use crate::Error;
 use capsule_packager::Digest;
+use capsule_packager::boot::boot_time;
 use capsule_packager::lease::Lease;
 use capsule_packager::sign::Signature;
 use serde::{Deserialize, Serialize};
@@ -326,7 +327,8 @@ fn set_mode(perms: &mut fs::Permissions, _mode: u32) {
 }
 
 /// Whether the store file at `path` holds what was written to it: synced, or written (its
-/// status last changed) since this boot, so that no crash came between.
+/// status last changed) since this boot, so that no crash came between (see
+/// [`capsule_packager::boot`]).
 fn durable_since_boot(path: &Path) -> bool {
     #[cfg(unix)]
     {
@@ -334,46 +336,13 @@ fn durable_since_boot(path: &Path) -> bool {
         let Ok(meta) = fs::metadata(path) else {
             return false;
         };
-        if meta.mode() & 0o777 != UNSYNCED_MODE {
-            return true;
-        }
-        let changed = std::time::UNIX_EPOCH
-            + std::time::Duration::new(
-                meta.ctime().try_into().unwrap_or(0),
-                meta.ctime_nsec().try_into().unwrap_or(0),
-            );
-        boot_time().is_some_and(|boot| changed > boot)
+        meta.mode() & 0o777 != UNSYNCED_MODE
+            || boot_time().is_some_and(|boot| capsule_packager::boot::changed_after(&meta, boot))
     }
     #[cfg(not(unix))]
     {
         let _ = path;
         true
-    }
-}
-
-/// When this boot began, by the wall clock (`None` where the platform does not say). A clock
-/// stepped forward since makes it later, which only makes more files look older than the boot
-/// (checked again, not trusted).
-fn boot_time() -> Option<std::time::SystemTime> {
-    #[cfg(target_os = "linux")]
-    {
-        let mut since_boot = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec, which lives for the call.
-        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut since_boot) } != 0 {
-            return None;
-        }
-        let since_boot = std::time::Duration::new(
-            since_boot.tv_sec.try_into().ok()?,
-            since_boot.tv_nsec.try_into().ok()?,
-        );
-        std::time::SystemTime::now().checked_sub(since_boot)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
     }
 }
 
