@@ -41,6 +41,21 @@ struct Level {
     caller: DiskBudget,
 }
 
+/// Bytes the files at `path` hold, as a `disk` budget counts them: a file's size, a directory's
+/// files in all; symbolic links (not followed) and what cannot be read count for nothing.
+pub fn bytes_under(path: &std::path::Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => meta.len(),
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(path).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|entry| bytes_under(&entry.path()))
+                .sum()
+        }),
+        _ => 0,
+    }
+}
+
 /// A refused write ([`DiskBudget::last_refusal`] says which limit it hit).
 #[derive(Clone, Copy, Debug)]
 pub struct DiskFull;

@@ -164,22 +164,9 @@ async fn start(
 
 /// Bytes of the files under the writable directories of `dirs` (symbolic links not followed).
 fn writable_bytes(dirs: &[GrantedDir]) -> u64 {
-    fn under(path: &std::path::Path) -> u64 {
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return 0;
-        };
-        entries
-            .flatten()
-            .map(|entry| match entry.metadata() {
-                Ok(meta) if meta.is_dir() => under(&entry.path()),
-                Ok(meta) if meta.is_file() => meta.len(),
-                _ => 0,
-            })
-            .sum()
-    }
     dirs.iter()
         .filter(|dir| dir.writable)
-        .map(|dir| under(&dir.host))
+        .map(|dir| crate::disk::bytes_under(&dir.host))
         .sum()
 }
 
@@ -262,6 +249,12 @@ impl LiveInstance {
         self.calls = 0;
         let _ = self.output.take();
         Ok(())
+    }
+
+    /// The `disk` budget of the instance's writable directories: what the host writes into them
+    /// between calls is charged to it too.
+    pub fn disk(&self) -> &DiskBudget {
+        &self.store.data().scope.disk
     }
 
     /// Linear memory the instance holds now, in bytes.

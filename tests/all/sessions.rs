@@ -522,6 +522,69 @@ fn a_sessions_memory_stays_bounded_over_a_thousand_cells() {
     assert!(worker.finish().is_empty());
 }
 
+/// Issue 17: what the host writes into a session's workspace (`files.write`) counts against the
+/// session's `disk` as the guest's own writes do: a write past it is refused as `disk_limit` and
+/// leaves nothing, replacing a file counts only what it adds, `files.remove` gives bytes back,
+/// and host and guest share one budget.
+#[test]
+fn r17_files_the_host_writes_into_a_session_count_against_its_disk_limit() {
+    let mut worker = Worker::start(&[]);
+    let session = open(
+        &mut worker,
+        "o",
+        json!({"language": "python", "disk": "64KB"}),
+    );
+    let write = |worker: &mut Worker, id: u32, path: &str, size: usize| {
+        worker.ask(
+            &json!({"id": id, "op": "files.write", "session": session, "path": path,
+            "data": b64(&vec![b'x'; size])}),
+        )
+    };
+    let first = write(&mut worker, 1, "a.bin", 40000);
+    assert_eq!(first["written"], 40000, "{first}");
+    let over = write(&mut worker, 2, "b.bin", 40000);
+    assert_eq!(error_type(&over), "disk_limit", "{over}");
+    assert!(
+        over.to_string().contains("b.bin") && over.to_string().contains("disk limit"),
+        "{over}"
+    );
+    let replaced = write(&mut worker, 3, "a.bin", 50000);
+    assert_eq!(
+        replaced["written"], 50000,
+        "only 10000 bytes added: {replaced}"
+    );
+    let listed = worker.ask(&json!({"id": 4, "op": "files.list", "session": session}));
+    assert_eq!(
+        listed["files"].as_array().map(Vec::len),
+        Some(1),
+        "the refused write left nothing: {listed}"
+    );
+    let guest = cell(
+        &mut worker,
+        5,
+        &session,
+        "import errno\ntry:\n    open('c.bin', 'wb').write(b'y' * 20000)\n    r = 'written'\nexcept OSError as e:\n    r = errno.errorcode[e.errno]\nr",
+    );
+    assert_eq!(
+        value(&guest),
+        "ENOSPC",
+        "the host's bytes count for the guest: {guest}"
+    );
+    let removed =
+        worker.ask(&json!({"id": 6, "op": "files.remove", "session": session, "path": "a.bin"}));
+    assert_eq!(removed["removed"], true, "{removed}");
+    let again = write(&mut worker, 7, "b.bin", 40000);
+    assert_eq!(again["written"], 40000, "{again}");
+    let guest = cell(
+        &mut worker,
+        8,
+        &session,
+        "open('c.bin', 'wb').write(b'y' * 20000)",
+    );
+    assert_eq!(value(&guest), 20000, "{guest}");
+    assert!(worker.finish().is_empty());
+}
+
 #[test]
 fn r17_a_sessions_workspace_holds_at_most_its_disk_limit_and_a_reset_counts_what_is_there() {
     let mut worker = Worker::start(&[]);

@@ -450,7 +450,26 @@ pub async fn files(
             let data = base64::engine::general_purpose::STANDARD
                 .decode(request.data.as_deref().unwrap_or_default())
                 .map_err(|e| failed(format!("`data` is not base64: {e}")))?;
-            workspace.write(path, &data).map_err(failed)?;
+            // Charged to the session's `disk` like the guest's own writes: only what it adds
+            // over the file it replaces.
+            let budget = live.instance.disk();
+            let size = data.len() as u64;
+            let replaced = workspace.bytes_at(path);
+            let added = size.saturating_sub(replaced);
+            budget.charge(added).map_err(|_| {
+                let limit = budget.last_refusal().map_or(0, |(limit, _)| limit);
+                (
+                    ErrorType::DiskLimit,
+                    format!(
+                        "files.write: `{path}` ({size} bytes) would take the session's workspace past its disk limit of {limit} bytes"
+                    ),
+                )
+            })?;
+            if let Err(message) = workspace.write(path, &data) {
+                budget.credit(added);
+                return Err(failed(message));
+            }
+            budget.credit(replaced.saturating_sub(size));
             Ok(json!({"written": data.len()}))
         }
         FileOp::Read => {
@@ -462,7 +481,9 @@ pub async fn files(
             Ok(json!({"files": entries}))
         }
         FileOp::Remove => {
+            let freed = workspace.bytes_at(path);
             workspace.remove(path).map_err(failed)?;
+            live.instance.disk().credit(freed);
             Ok(json!({"removed": true}))
         }
     }

@@ -67,6 +67,12 @@ impl Workspace {
         fs::write(&target, data).map_err(|e| format!("cannot write `{path}`: {e}"))
     }
 
+    /// Bytes the files at `path` hold (see [`crate::disk::bytes_under`]); 0 when nothing is there.
+    pub fn bytes_at(&self, path: &str) -> u64 {
+        self.resolve(path)
+            .map_or(0, |target| crate::disk::bytes_under(&target))
+    }
+
     /// The contents of the file at `path`.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, String> {
         let target = self.existing(path)?;
