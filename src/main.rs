@@ -71,10 +71,7 @@ fn main() -> ExitCode {
     if bounds_caches {
         capsule_runner::cli::bound_caches();
     }
-    match outcome {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => ExitCode::from(capsule_runner::cli::report::print_error(&error)),
-    }
+    capsule_runner::cli::report::exit_status(outcome)
 }
 
 #[cfg(test)]

@@ -25,10 +25,7 @@ fn main() -> ExitCode {
     if bounds_caches {
         capsule_runner::cli::bound_caches();
     }
-    match outcome {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => ExitCode::from(report::print_error(&error)),
-    }
+    report::exit_status(outcome)
 }
 
 #[cfg(test)]

@@ -30,10 +30,7 @@ fn main() -> ExitCode {
     // keeps the code.
     let outcome = command.execute(Some(full_capsule::compiler()));
     bound_caches();
-    match outcome {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => ExitCode::from(report::print_error(&error)),
-    }
+    report::exit_status(outcome)
 }
 
 #[cfg(test)]

@@ -73,6 +73,15 @@ pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
     code
 }
 
+/// A binary's exit status for a command's `outcome`: its code, or the error printed (see
+/// [`print_error`]).
+pub fn exit_status(outcome: anyhow::Result<u8>) -> std::process::ExitCode {
+    std::process::ExitCode::from(match outcome {
+        Ok(code) => code,
+        Err(error) => print_error(&error),
+    })
+}
+
 /// Prints `error: ...` with its causes; returns the exit code.
 pub fn print_error(error: &anyhow::Error) -> u8 {
     let code = error
