@@ -3,9 +3,9 @@
 //!
 //! This is the lean front. It runs `capsule exec` itself and hands every other command, unchanged,
 //! to `capsule-full` (the workspace root's binary) installed beside it. Exec is what a fleet runs
-//! thousands of times, and a process pays at start for every pointer in its binary (the dynamic
-//! loader relocates them all, a copied page at a time): with the compiler linked in, each exec
-//! took about 2 ms more. Built on its own (`cargo build -p capsule-runner`) it has no code
+//! thousands of times, and a process pays for every page of its binary it touches (relocated
+//! pointers at start, code spread among the compiler's): with the compiler linked in, each exec
+//! took about 1.1 ms more. Built on its own (`cargo build -p capsule-runner`) it has no code
 //! generator; built together with the root package, cargo's feature unification gives its wasmtime
 //! Cranelift, unused but loaded.
 
