@@ -61,6 +61,7 @@ impl RunCommand {
             trust: Trust::new(Vec::new(), true),
             warn_unsigned: false,
             compiler: Some(crate::local_compiler::host_compiler()?),
+            registries: None,
         };
         let code = exec_bundle(&bundle, &self.task, &self.output, &how);
         drop(lease);

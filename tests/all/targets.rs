@@ -88,7 +88,7 @@ fn a_bundle_without_code_for_this_host_is_compiled_by_capsule_and_refused_by_the
 /// faster) and hands every other command, unchanged, to `capsule-full` beside it. Without
 /// `capsule-full`, `exec` still runs and the other commands say what is missing.
 #[test]
-fn the_lean_capsule_runs_exec_itself_and_hands_every_other_command_to_capsule_full() {
+fn the_lean_capsule_runs_exec_of_files_itself_and_hands_every_other_command_to_capsule_full() {
     let output = capsule().arg("--version").output().expect("spawn");
     assert_success(&output, "capsule --version");
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("capsule "));
@@ -129,4 +129,12 @@ fn the_lean_capsule_runs_exec_itself_and_hands_every_other_command_to_capsule_fu
         stderr.contains("capsule-full") && stderr.contains("installed beside `capsule`"),
         "{stderr}"
     );
+    // Registry pulls are `capsule-full`'s too: the lean binary has no registry client.
+    let output = Command::new(&lean)
+        .args(["exec", "oci://127.0.0.1:9/tasks/hello:v1", "--allow-unsigned"])
+        .output()
+        .expect("spawn");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("capsule-full"), "{stderr}");
 }

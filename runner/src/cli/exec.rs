@@ -33,15 +33,36 @@ Exit status:\n  0  the task succeeded\n  1  the task ran and failed (exception, 
 2  usage error\n  3  bundle invalid, tampered with or incompatible (nothing was executed)";
 
 impl ExecCommand {
-    /// Verifies the bundle against the trust from the flags and runs the task; returns the exit
-    /// code. `compiler` compiles bundles that carry no code for this host (the full `capsule`
-    /// only; without one such bundles are refused).
+    /// Verifies the bundle (a file, or a reference into a registry) against the trust from the
+    /// flags and runs the task; returns the exit code. `compiler` compiles bundles that carry no
+    /// code for this host (the full `capsule` only; without one such bundles are refused).
     pub fn execute(self, compiler: Option<Arc<dyn LocalCompiler>>) -> anyhow::Result<u8> {
+        self.execute_with(compiler, Some(open_reference))
+    }
+
+    /// [`ExecCommand::execute`] for bundle files only: a registry reference is refused. A binary
+    /// that calls only this has no registry client linked in (the lean `capsule` hands
+    /// references to `capsule-full`, see [`ExecCommand::names_a_registry`]).
+    pub fn execute_file(self, compiler: Option<Arc<dyn LocalCompiler>>) -> anyhow::Result<u8> {
+        self.execute_with(compiler, None)
+    }
+
+    /// Whether the bundle is an `oci://` reference rather than a file.
+    pub fn names_a_registry(&self) -> bool {
+        Reference::is_reference(&self.bundle.to_string_lossy())
+    }
+
+    fn execute_with(
+        self,
+        compiler: Option<Arc<dyn LocalCompiler>>,
+        registries: Option<OpenReference>,
+    ) -> anyhow::Result<u8> {
         let trust = self.trust.trust()?;
         let how = ExecHow {
             trust,
             warn_unsigned: true,
             compiler,
+            registries,
         };
         exec_bundle(&self.bundle, &self.task, &self.output, &how)
     }
@@ -55,7 +76,14 @@ pub struct ExecHow {
     pub warn_unsigned: bool,
     /// Compiles bundles without code for this host.
     pub compiler: Option<Arc<dyn LocalCompiler>>,
+    /// Opens `oci://` references ([`open_reference`]); without it only bundle files open. A
+    /// function rather than a flag, so that a binary which never passes it does not link the
+    /// registry client.
+    pub registries: Option<OpenReference>,
 }
+
+/// Opens a bundle in a registry, fetching what this host needs into the runner's store.
+pub type OpenReference = fn(&Runner, &str, &Trust) -> Result<crate::LoadedBundle, crate::Error>;
 
 /// Opens, verifies and runs `bundle`; shared with `capsule run`.
 pub fn exec_bundle(
@@ -90,7 +118,7 @@ pub fn exec_bundle(
     if let Some(compiler) = &how.compiler {
         runner = runner.with_local_compiler(compiler.clone());
     }
-    let outcome = open(&runner, bundle, &how.trust).and_then(|loaded| {
+    let outcome = open(&runner, bundle, &how.trust, how.registries).and_then(|loaded| {
         if how.warn_unsigned {
             warn_if_unsigned(bundle, loaded.signer());
         }
@@ -139,17 +167,33 @@ pub fn exec_bundle(
     }
 }
 
-/// Opens a bundle file, or with an `oci://` reference the bundle in a registry.
+/// Opens a bundle file, or with an `oci://` reference the bundle in a registry (when
+/// `registries` can).
 pub(crate) fn open(
     runner: &Runner,
     bundle: &Path,
     trust: &Trust,
+    registries: Option<OpenReference>,
 ) -> Result<crate::LoadedBundle, crate::Error> {
     let text = bundle.to_string_lossy();
     if !Reference::is_reference(&text) {
         return runner.open(bundle, trust);
     }
-    let reference = Reference::parse(&text)?;
+    match registries {
+        Some(open_reference) => open_reference(runner, &text, trust),
+        None => Err(crate::Error::Usage(format!(
+            "`{text}` is a registry reference, and this binary runs bundle files only (`capsule-full` pulls from registries)"
+        ))),
+    }
+}
+
+/// [`OpenReference`] with the runner's registry client.
+pub fn open_reference(
+    runner: &Runner,
+    reference: &str,
+    trust: &Trust,
+) -> Result<crate::LoadedBundle, crate::Error> {
+    let reference = Reference::parse(reference)?;
     // Registry I/O on a runtime of its own, gone before the task's call starts its own.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,7 +4,7 @@ use crate::LocalCompiler;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Where `capsule-full` is: beside this binary (symlinks to `capsule` resolved).
@@ -17,8 +17,9 @@ fn path() -> std::io::Result<PathBuf> {
 }
 
 /// Runs `capsule-full` with this process's arguments: on Unix in this process (same pid, stdio,
-/// signals and exit status), elsewhere as a child whose status is ours.
-pub fn hand_over(args: &[OsString]) -> ExitCode {
+/// signals and exit status), elsewhere as a child whose status is ours. Returns only when it
+/// cannot run it, with the exit code to end with.
+pub fn hand_over(args: &[OsString]) -> u8 {
     let full = match path() {
         Ok(full) => full,
         Err(e) => return missing(&format!("cannot find this executable: {e}")),
@@ -37,21 +38,19 @@ pub fn hand_over(args: &[OsString]) -> ExitCode {
     }
     #[cfg(not(unix))]
     match command.status() {
-        Ok(status) => ExitCode::from(
-            status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(1),
-        ),
+        Ok(status) => status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
         Err(error) => missing(&format!("cannot run `{}`: {error}", full.display())),
     }
 }
 
-fn missing(reason: &str) -> ExitCode {
+fn missing(reason: &str) -> u8 {
     eprintln!(
         "error: {reason}\n  this command needs `capsule-full`, installed beside `capsule` (only `capsule exec` runs without it)"
     );
-    ExitCode::from(2)
+    2
 }
 
 /// Compiles a bundle's portable component with `capsule-full precompile-for-host`.

@@ -76,10 +76,15 @@ pub fn print_envelope(envelope: &Envelope, json: bool) -> u8 {
 /// A binary's exit status for a command's `outcome`: its code, or the error printed (see
 /// [`print_error`]).
 pub fn exit_status(outcome: anyhow::Result<u8>) -> std::process::ExitCode {
-    std::process::ExitCode::from(match outcome {
+    std::process::ExitCode::from(exit_code(outcome))
+}
+
+/// [`exit_status`] as a number.
+pub fn exit_code(outcome: anyhow::Result<u8>) -> u8 {
+    match outcome {
         Ok(code) => code,
         Err(error) => print_error(&error),
-    })
+    }
 }
 
 /// Prints `error: ...` with its causes; returns the exit code.
