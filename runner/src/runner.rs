@@ -757,12 +757,26 @@ impl LoadedBundle {
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.
     pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .enable_io()
+        let mut runtime = tokio::runtime::Builder::new_current_thread();
+        runtime.enable_time();
+        // wasi:http's client is the I/O driver's only user (an epoll instance, a waker and
+        // tokio's signal pipe, set up and torn down around every exec). A request to a host no
+        // policy allows is refused before any I/O, and sub-tasks only narrow hosts: a bundle none
+        // of whose tasks may reach a host does without.
+        let reaches_hosts =
+            (self.core.manifest.tasks.iter()).any(|task| !task.policy.allowed_hosts.is_empty());
+        if reaches_hosts {
+            runtime.enable_io();
+        }
+        let runtime = runtime
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(self.call_async(options))
+        let envelope = runtime.block_on(self.call_async(options));
+        if self.core.ends_with_process {
+            // As its instances: shutting it down is the exit's job.
+            std::mem::forget(runtime);
+        }
+        envelope
     }
 
     /// [`LoadedBundle::call`] on the caller's tokio runtime (which must have time enabled);

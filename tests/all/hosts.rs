@@ -206,3 +206,31 @@ fn allowed_hosts_are_enforced_on_every_request_and_redirect() {
         "a denied host was contacted: {seen:?}"
     );
 }
+
+#[test]
+fn a_bundle_whose_tasks_reach_no_host_refuses_requests_without_connecting() {
+    let (port, seen) = serve();
+    for source in ["offline.py", "offline.js"] {
+        let task = bundle(&fixture(source));
+        let url = format!("http://127.0.0.1:{port}/hello");
+        let (code, envelope) = exec_json(&task, &["--", &url]);
+        assert_eq!(code, Some(1), "{source}: {envelope}");
+        assert_eq!(
+            envelope["error"]["error_type"], "host_denied",
+            "{source}: {envelope}"
+        );
+        let message = envelope["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("request to `127.0.0.1`"),
+            "{source}: {message}"
+        );
+        assert_eq!(
+            requests(&envelope),
+            [("127.0.0.1".into(), false, Value::Null)]
+        );
+    }
+    assert!(
+        seen.lock().expect("log").is_empty(),
+        "nothing reached the server"
+    );
+}

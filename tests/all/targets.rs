@@ -131,7 +131,11 @@ fn the_lean_capsule_runs_exec_of_files_itself_and_hands_every_other_command_to_c
     );
     // Registry pulls are `capsule-full`'s too: the lean binary has no registry client.
     let output = Command::new(&lean)
-        .args(["exec", "oci://127.0.0.1:9/tasks/hello:v1", "--allow-unsigned"])
+        .args([
+            "exec",
+            "oci://127.0.0.1:9/tasks/hello:v1",
+            "--allow-unsigned",
+        ])
         .output()
         .expect("spawn");
     assert_eq!(output.status.code(), Some(2));
