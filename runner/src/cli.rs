@@ -3,6 +3,7 @@
 //! exactly alike: the same flags, trust rules, envelope and exit codes.
 
 pub mod args;
+pub mod entry;
 pub(crate) mod exec;
 pub mod full_capsule;
 pub mod report;

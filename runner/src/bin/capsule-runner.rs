@@ -1,10 +1,12 @@
 //! `capsule-runner`: the minimal runner for production hosts. It executes verified, signed
 //! bundles from their precompiled code and nothing else; it has no compiler in it, so a bundle
-//! without code for this host is refused rather than compiled.
+//! without code for this host is refused rather than compiled. It starts without std's runtime
+//! set-up ([`capsule_runner::cli::entry`]).
+
+#![cfg_attr(not(test), no_main)]
 
 use capsule_runner::cli::{ExecCommand, WorkerCommand, report};
 use clap::Parser;
-use std::process::ExitCode;
 
 /// Run Capsule bundles (precompiled code only; no compiler).
 #[derive(Parser)]
@@ -14,7 +16,18 @@ enum Cli {
     Worker(WorkerCommand),
 }
 
-fn main() -> ExitCode {
+/// The process's entry point, called by the C runtime.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    capsule_runner::cli::entry::run(run)
+}
+
+#[cfg_attr(
+    test,
+    expect(dead_code, reason = "the test harness has its own entry point")
+)]
+fn run() -> u8 {
     // No compiler: a bundle without code for this host is refused.
     let cli = Cli::parse();
     let bounds_caches = matches!(cli, Cli::Exec(_));
@@ -25,7 +38,7 @@ fn main() -> ExitCode {
     if bounds_caches {
         capsule_runner::cli::bound_caches();
     }
-    report::exit_status(outcome)
+    report::exit_code(outcome)
 }
 
 #[cfg(test)]

@@ -10,10 +10,7 @@
 //! generator; built together with the root package, cargo's feature unification gives its wasmtime
 //! Cranelift, unused but loaded.
 //!
-//! It also starts without std's runtime set-up (`no_main`): that set-up reads `/proc/self/maps` to
-//! find the main thread's stack and maps an alternate signal stack, about 0.1 ms of every exec
-//! here, for a stack-overflow message this binary does not need (wasmtime installs its own signal
-//! handlers and stacks). What of it matters is done in [`main`].
+//! It starts without std's runtime set-up ([`capsule_runner::cli::entry`]).
 
 #![cfg_attr(not(test), no_main)]
 
@@ -27,18 +24,11 @@ enum Exec {
     Exec(ExecCommand),
 }
 
-/// The process's entry point, called by the C runtime (std reads the arguments on its own).
+/// The process's entry point, called by the C runtime.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    keep_standard_streams_open();
-    // SAFETY: called before any other thread exists; a closed pipe on stdout then fails the write
-    // with EPIPE (reported) instead of killing the process, as under std's own start-up.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    // A panic has printed its message; 101 is the status std gives it.
-    let code = std::panic::catch_unwind(run).unwrap_or(101);
-    // Flushes stdout, as returning from std's `main` would.
-    std::process::exit(code.into())
+    capsule_runner::cli::entry::run(run)
 }
 
 #[cfg_attr(
@@ -60,30 +50,6 @@ fn run() -> u8 {
     let outcome = command.execute_file(Some(full_capsule::compiler()));
     bound_caches();
     report::exit_code(outcome)
-}
-
-/// Opens `/dev/null` on any of descriptors 0-2 the parent left closed (as std's start-up does), so
-/// that no file this process opens takes one's place and receives the envelope.
-#[cfg_attr(
-    test,
-    expect(dead_code, reason = "the test harness has its own entry point")
-)]
-fn keep_standard_streams_open() {
-    let mut streams = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: `streams` is a valid array of 3 pollfds; a zero timeout does not block.
-    if unsafe { libc::poll(streams.as_mut_ptr(), 3, 0) } < 0 {
-        return;
-    }
-    for stream in streams {
-        if stream.revents & libc::POLLNVAL != 0 {
-            // SAFETY: a NUL-terminated path; the lowest free descriptor is the closed one.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        }
-    }
 }
 
 #[cfg(test)]

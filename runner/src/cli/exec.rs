@@ -76,9 +76,9 @@ pub struct ExecHow {
     pub warn_unsigned: bool,
     /// Compiles bundles without code for this host.
     pub compiler: Option<Arc<dyn LocalCompiler>>,
-    /// Opens `oci://` references ([`open_reference`]); without it only bundle files open. A
-    /// function rather than a flag, so that a binary which never passes it does not link the
-    /// registry client.
+    /// Opens `oci://` references (as [`ExecCommand::execute`] does); without it only bundle
+    /// files open. A function rather than a flag, so that a binary which never passes it does not
+    /// link the registry client.
     pub registries: Option<OpenReference>,
 }
 

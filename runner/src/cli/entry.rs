@@ -1,0 +1,47 @@
+//! The process entry of the runner's binaries (`capsule`, `capsule-runner`), in place of std's.
+//!
+//! They are `no_main`: std's runtime set-up reads `/proc/self/maps` to find the main thread's stack
+//! and maps an alternate signal stack, about 0.1 ms of every exec here, for a stack-overflow
+//! message these binaries do not need (wasmtime installs its own signal handlers and stacks).
+//! [`run`] does what of that set-up matters. A binary's C `main` is one line:
+//!
+//! ```ignore
+//! #[unsafe(no_mangle)]
+//! extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+//!     capsule_runner::cli::entry::run(body)
+//! }
+//! ```
+//!
+//! std still reads the arguments (`std::env::args_os`) on its own.
+
+/// Runs `body` as the whole process and exits with its code (101 after a panic, which has printed
+/// its message, as under std's own `main`).
+pub fn run(body: fn() -> u8) -> ! {
+    keep_standard_streams_open();
+    // SAFETY: called before any other thread exists; a closed pipe on stdout then fails the write
+    // with EPIPE (reported) instead of killing the process, as under std's own start-up.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let code = std::panic::catch_unwind(body).unwrap_or(101);
+    // Flushes stdout, as returning from std's `main` would.
+    std::process::exit(code.into())
+}
+
+/// Opens `/dev/null` on any of descriptors 0-2 the parent left closed (as std's start-up does), so
+/// that no file this process opens takes one's place and receives the envelope.
+fn keep_standard_streams_open() {
+    let mut streams = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `streams` is a valid array of 3 pollfds; a zero timeout does not block.
+    if unsafe { libc::poll(streams.as_mut_ptr(), 3, 0) } < 0 {
+        return;
+    }
+    for stream in streams {
+        if stream.revents & libc::POLLNVAL != 0 {
+            // SAFETY: a NUL-terminated path; the lowest free descriptor is the closed one.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
