@@ -20,6 +20,16 @@ if [ -n "$compilers" ]; then
 fi
 runner=${CARGO_TARGET_DIR:-target}/release/capsule-runner
 echo "capsule-runner: no code generator in its dependency tree; $(stat -c %s "$runner") bytes"
+# Every shared object costs each exec its loading (runner/build.rs, runner/src/cli/entry.rs): the
+# runner's binaries load the C library and nothing else.
+for binary in capsule capsule-runner; do
+  extra=$(ldd "${CARGO_TARGET_DIR:-target}/release/$binary" | grep -vE 'linux-vdso|libc\.so|ld-linux' || true)
+  if [ -n "$extra" ]; then
+    echo "error: $binary loads more than the C library:" >&2
+    echo "$extra" >&2
+    exit 1
+  fi
+done
 
 cargo test --release --locked --workspace
 # The guests' HTTP client (its own workspace; built for wasm32-wasip1 by build.sh) has host-side tests.

@@ -16,12 +16,7 @@ enum Cli {
     Worker(WorkerCommand),
 }
 
-/// The process's entry point, called by the C runtime.
-#[cfg(not(test))]
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    capsule_runner::cli::entry::run(run)
-}
+capsule_runner::c_main!(run);
 
 #[cfg_attr(
     test,

@@ -3,16 +3,39 @@
 //! They are `no_main`: std's runtime set-up reads `/proc/self/maps` to find the main thread's stack
 //! and maps an alternate signal stack, about 0.1 ms of every exec here, for a stack-overflow
 //! message these binaries do not need (wasmtime installs its own signal handlers and stacks).
-//! [`run`] does what of that set-up matters. A binary's C `main` is one line:
-//!
-//! ```ignore
-//! #[unsafe(no_mangle)]
-//! extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-//!     capsule_runner::cli::entry::run(body)
-//! }
-//! ```
-//!
-//! std still reads the arguments (`std::env::args_os`) on its own.
+//! [`run`] does what of that set-up matters; [`c_main!`](crate::c_main) defines a binary's C
+//! `main` around it. std still reads the arguments (`std::env::args_os`) on its own.
+
+/// Defines the C `main` of a `#![no_main]` runner binary: `body` run through [`run`].
+///
+/// It also defines the C math library's `pow` with the `libm` crate's: tokio's multi-thread
+/// scheduler (linked in, not what exec runs) is these binaries' only caller of the math library,
+/// which then is not loaded at all, 0.05-0.1 ms of every exec here. A new caller of another of its
+/// functions only brings the library back.
+#[macro_export]
+macro_rules! c_main {
+    ($body:path) => {
+        #[cfg(not(test))]
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            _argc: ::core::ffi::c_int,
+            _argv: *const *const ::core::ffi::c_char,
+        ) -> ::core::ffi::c_int {
+            $crate::cli::entry::run($body)
+        }
+
+        #[cfg(not(test))]
+        #[unsafe(no_mangle)]
+        extern "C" fn pow(x: f64, y: f64) -> f64 {
+            $crate::cli::entry::pow(x, y)
+        }
+    };
+}
+
+/// `x` to the power `y` ([`c_main!`](crate::c_main)).
+pub fn pow(x: f64, y: f64) -> f64 {
+    libm::pow(x, y)
+}
 
 /// Runs `body` as the whole process and exits with its code (101 after a panic, which has printed
 /// its message, as under std's own `main`).
