@@ -586,19 +586,23 @@ impl FramedBundle<'_> {
         };
         let written = SharedBytes(out.start);
         let frame = located.frame;
-        let actual = std::thread::scope(|scope| {
-            let (ranges, decompressed) = std::sync::mpsc::sync_channel::<(usize, usize)>(64);
+        let (actual, sunk) = std::thread::scope(|scope| {
+            let (to_hasher, hashed_ranges) = std::sync::mpsc::sync_channel::<(usize, usize)>(64);
+            let (to_sink, sunk_ranges) = std::sync::mpsc::sync_channel::<(usize, usize)>(64);
             let hashing = scope.spawn(move || {
                 let mut hasher = Sha256::new();
-                let mut sunk = Ok(());
-                for (from, to) in decompressed {
-                    let part = written.range(from, to);
-                    hasher.update(part);
-                    if sunk.is_ok() {
-                        sunk = sink(part);
-                    }
+                for (from, to) in hashed_ranges {
+                    hasher.update(written.range(from, to));
                 }
-                sunk.map(|()| Digest::from_sha256(hasher.finalize().into()))
+                Digest::from_sha256(hasher.finalize().into())
+            });
+            // On a thread of its own: a write into the page cache can stall, and then neither
+            // decompression nor hashing waits for it.
+            let sinking = scope.spawn(move || -> Result<(), Error> {
+                for (from, to) in sunk_ranges {
+                    sink(written.range(from, to))?;
+                }
+                Ok(())
             });
             let mut output = zstd::zstd_safe::OutBuffer::around(&mut out);
             let mut hashed = data_offset;
@@ -633,18 +637,24 @@ impl FramedBundle<'_> {
                 }
                 if pos > hashed {
                     let to = pos.min(data_end);
-                    if ranges.send((hashed, to)).is_err() {
+                    // A closed sink failed: its error is returned below.
+                    if to_hasher.send((hashed, to)).is_err() || to_sink.send((hashed, to)).is_err()
+                    {
                         break;
                     }
                     hashed = to;
                 }
             }
-            drop(ranges);
+            drop((to_hasher, to_sink));
             let actual = hashing
                 .join()
                 .map_err(|_| Error::Malformed(format!("hashing `{name}` failed")))?;
-            filled.and(actual)
+            let sunk = sinking
+                .join()
+                .map_err(|_| Error::Malformed(format!("storing `{name}` failed")))?;
+            filled.map(|()| (actual, sunk))
         })?;
+        sunk?;
         matches_digest(name, digest, actual)?;
         Ok(data_offset..data_end)
     }

@@ -177,6 +177,16 @@ fn a_framed_bundle_is_indexed_and_each_blob_checked_when_used() {
             .expect("intact");
         assert_eq!(&room[range], &sample().1[&blob.digest][..]);
         assert_eq!(sunk, sample().1[&blob.digest]);
+        // A sink that fails (a full disk) makes the whole check fail with its error.
+        let message = framed
+            .verify_blob_in_frame(&blob.digest, &mut room, &mut |_| {
+                Err(capsule_packager::Error::Malformed(
+                    "the disk is full".into(),
+                ))
+            })
+            .expect_err("the sink failed")
+            .to_string();
+        assert!(message.contains("the disk is full"), "{message}");
     }
     // A single-stream archive of the same entries (an older writer's) is not indexed.
     let tar = zstd::decode_all(&bytes[..]).expect("decompress");
