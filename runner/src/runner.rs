@@ -596,7 +596,7 @@ impl Runner {
 
 /// Decompresses and checks blob `digest` in a fresh anonymous map as large as its frame, which
 /// zstd uses as its window ([`archive::FramedBundle::verify_blob_in_frame`]), handing it to
-/// `sink` a part at a time as it is checked (the store's file is written on the second thread
+/// `sink` a part at a time as it is checked (the store's file is written on another thread
 /// while decompression goes on: a write into the page cache can stall for tens of milliseconds
 /// on a busy disk). Not huge pages: right after a build, with memory fragmented, the kernel's
 /// compaction for them made a first exec 2-3 times slower.
