@@ -24,7 +24,7 @@ macro_rules! c_main {
             $crate::cli::entry::run($body)
         }
 
-        #[cfg(not(test))]
+        #[cfg(all(not(test), target_os = "linux", target_env = "gnu"))]
         #[unsafe(no_mangle)]
         extern "C" fn pow(x: f64, y: f64) -> f64 {
             $crate::cli::entry::pow(x, y)
@@ -40,10 +40,13 @@ pub fn pow(x: f64, y: f64) -> f64 {
 /// Runs `body` as the whole process and exits with its code (101 after a panic, which has printed
 /// its message, as under std's own `main`).
 pub fn run(body: fn() -> u8) -> ! {
-    keep_standard_streams_open();
-    // SAFETY: called before any other thread exists; a closed pipe on stdout then fails the write
-    // with EPIPE (reported) instead of killing the process, as under std's own start-up.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    #[cfg(unix)]
+    {
+        keep_standard_streams_open();
+        // SAFETY: called before any other thread exists; a closed pipe on stdout then fails the
+        // write with EPIPE (reported) instead of killing the process, as under std's start-up.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    }
     let code = std::panic::catch_unwind(body).unwrap_or(101);
     // Flushes stdout, as returning from std's `main` would.
     std::process::exit(code.into())
@@ -51,6 +54,7 @@ pub fn run(body: fn() -> u8) -> ! {
 
 /// Opens `/dev/null` on any of descriptors 0-2 the parent left closed (as std's start-up does), so
 /// that no file this process opens takes one's place and receives the envelope.
+#[cfg(unix)]
 fn keep_standard_streams_open() {
     let mut streams = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
