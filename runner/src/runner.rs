@@ -757,18 +757,18 @@ impl LoadedBundle {
 
     /// Runs a task with retries, in a fresh instance per attempt, under its recorded policy.
     pub fn call(&self, options: &CallOptions) -> Result<Envelope, Error> {
-        let mut runtime = tokio::runtime::Builder::new_current_thread();
-        runtime.enable_time();
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_time();
         // wasi:http's client is the I/O driver's only user (an epoll instance, a waker and
         // tokio's signal pipe, set up and torn down around every exec). A request to a host no
         // policy allows is refused before any I/O, and sub-tasks only narrow hosts: a bundle none
         // of whose tasks may reach a host does without.
-        let reaches_hosts =
-            (self.core.manifest.tasks.iter()).any(|task| !task.policy.allowed_hosts.is_empty());
+        let tasks = &self.core.manifest.tasks;
+        let reaches_hosts = tasks.iter().any(|t| !t.policy.allowed_hosts.is_empty());
         if reaches_hosts {
-            runtime.enable_io();
+            builder.enable_io();
         }
-        let runtime = runtime
+        let runtime = builder
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
         let envelope = runtime.block_on(self.call_async(options));
